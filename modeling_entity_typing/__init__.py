@@ -1,0 +1,36 @@
+"""Fine-grained and ultra-fine entity typing as Hugging Face models.
+
+`import modeling_entity_typing` registers every model family with `AutoConfig` / `AutoModel` and the
+`"entity-typing"` task with `transformers.pipeline`; this is the one place where registration happens.
+"""
+
+from transformers import AutoConfig, AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .configuration import FiveFineConfig
+from .decision import decide, label_ancestors
+from .label_sets import LabelSet, default_label_phrase
+from .modeling_fivefine import BertForPhraseTypeTyping
+from .modeling_outputs import EntityTypingOutput
+from .pipelines import EntityTypingPipeline
+from .templates import EncodedMention, PromptTemplateEncoder
+
+
+__version__ = "0.1.0.dev0"
+
+AutoConfig.register(FiveFineConfig.model_type, FiveFineConfig, exist_ok=True)
+AutoModel.register(FiveFineConfig, BertForPhraseTypeTyping, exist_ok=True)
+PIPELINE_REGISTRY.register_pipeline("entity-typing", pipeline_class=EntityTypingPipeline, pt_model=AutoModel)
+
+__all__ = [
+    "BertForPhraseTypeTyping",
+    "EncodedMention",
+    "EntityTypingOutput",
+    "EntityTypingPipeline",
+    "FiveFineConfig",
+    "LabelSet",
+    "PromptTemplateEncoder",
+    "decide",
+    "default_label_phrase",
+    "label_ancestors",
+]

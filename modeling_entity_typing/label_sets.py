@@ -1,0 +1,86 @@
+"""Label sets as data: labels, the phrase the model reads for each, and the phrases' WordPiece ids.
+
+FiveFine scores a mention against *phrases*, so one trained model serves any schema: a label set is an ordered list
+of labels plus one phrase each, never a change of architecture.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+def default_label_phrase(label: str) -> str:
+    """FiveFine's default phrase: last path segment, `_` to space (`/organization/sports_team` -> `sports team`)."""
+    segments = [segment for segment in label.split("/") if segment.strip()]
+    return (segments[-1] if segments else label).replace("_", " ").strip()
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """An ordered label set with one phrase per label."""
+
+    labels: tuple[str, ...]
+    phrases: tuple[str, ...]
+
+    @classmethod
+    def create(
+        cls, labels: Sequence[str] | Mapping[str, str], phrases: Sequence[str] | Mapping[str, str] | None = None
+    ) -> "LabelSet":
+        """Build from a list of labels (phrases by the default rule), a `{label: phrase}` mapping, or both lists.
+
+        Raises `TypeError`/`ValueError` naming the offending entry: labels must be non-empty, unique strings.
+        """
+        if isinstance(labels, Mapping):
+            if phrases is not None:
+                raise ValueError("Give phrases either as the values of a `{label: phrase}` mapping or as `phrases`.")
+            labels, phrases = list(labels.keys()), list(labels.values())
+        if isinstance(labels, str) or not isinstance(labels, Sequence):
+            raise TypeError(f"Labels must be a list of strings or a {{label: phrase}} dict, got {type(labels).__name__}.")
+        labels = list(labels)
+        if not labels:
+            raise ValueError("The label set is empty; give at least one label.")
+        for index, label in enumerate(labels):
+            if not isinstance(label, str) or not label.strip():
+                raise ValueError(f"Label {index} must be a non-empty string, got {label!r}.")
+        if len(set(labels)) != len(labels):
+            repeated = sorted({label for label in labels if labels.count(label) > 1})
+            raise ValueError(f"Each label must appear once; repeated: {repeated}.")
+        if phrases is None:
+            phrases = [default_label_phrase(label) for label in labels]
+        elif isinstance(phrases, Mapping):
+            phrases = [phrases.get(label) or default_label_phrase(label) for label in labels]
+        else:
+            phrases = list(phrases)
+            if len(phrases) != len(labels):
+                raise ValueError(f"Got {len(phrases)} phrases for {len(labels)} labels; give one phrase per label.")
+        for label, phrase in zip(labels, phrases):
+            if not isinstance(phrase, str) or not phrase.strip():
+                raise ValueError(f"The phrase of label {label!r} must be a non-empty string, got {phrase!r}.")
+        return cls(tuple(labels), tuple(phrases))
+
+    def tokenize(self, tokenizer: PreTrainedTokenizerBase) -> list[list[int]]:
+        """WordPiece ids of each phrase (no special tokens); an error names any phrase that yields no token."""
+        token_ids = tokenizer(list(self.phrases), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        for label, phrase, ids in zip(self.labels, self.phrases, token_ids):
+            if not ids:
+                raise ValueError(f"The phrase {phrase!r} of label {label!r} has no tokens for this tokenizer.")
+        return token_ids
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def pad_phrase_token_ids(token_ids: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad phrase ids to the longest phrase: `(num_types, max_len)` ids and a boolean mask."""
+    max_length = max(len(ids) for ids in token_ids)
+    padded = torch.full((len(token_ids), max_length), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(token_ids), max_length), dtype=torch.bool)
+    for row, ids in enumerate(token_ids):
+        padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        mask[row, : len(ids)] = True
+    return padded, mask
+
+
+__all__ = ["LabelSet", "default_label_phrase", "pad_phrase_token_ids"]

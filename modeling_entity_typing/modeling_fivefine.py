@@ -1,0 +1,398 @@
+"""FiveFine's `BertForPhraseTypeTyping` (Dai & Zeng, "From Ultra-Fine to Fine", ACL 2023; code: hldai/fivefine).
+
+A BERT masked LM reads `left [ mention ] (Type: [MASK]) right`. The mention vector is the MLM head's transform output
+at `[MASK]`; each type is a phrase whose word pieces are embedded with the (tied) MLM output weights and pooled by
+multi-head attention; the score is their dot product. Choices between paper and code follow the code, so that the
+released checkpoint converts by renaming keys (FIVEFINE.md §1.8); each is noted where it is made.
+"""
+
+import math
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import initialization as init
+from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead
+from transformers.utils import logging
+
+from .configuration import FiveFineConfig
+from .label_sets import LabelSet, pad_phrase_token_ids
+from .layers import dot_product_scores, first_token_positions, gather_positions
+from .losses import multilabel_bce, token_cross_entropy
+from .modeling_outputs import EntityTypingOutput
+from .modeling_utils import EntityTypingPreTrainedModel
+from .templates import PromptTemplateEncoder
+
+
+logger = logging.get_logger(__name__)
+
+_TYPE_CACHE_SIZE = 4  # label sets whose encoded type matrix is kept in eval mode
+
+
+class TypePhraseEncoder(nn.Module):
+    """Pools a phrase's token embeddings into one type vector (reference `MultiHeadAttentionDirect`).
+
+    One learned query shared by all types plus a zero-initialised per-head offset `u`; keys and values are linear
+    maps of the token embeddings; heads are concatenated, projected by `output`, doubled (the reference's `'an'`
+    post-process adds the output to itself) and layer-normalised. The paper's Eq. 2 has no output projection and no
+    LayerNorm; the code's form is kept so the released weights load.
+    """
+
+    def __init__(self, config: FiveFineConfig):
+        super().__init__()
+        hidden_size, self.num_heads = config.hidden_size, config.type_attention_heads
+        self.head_size = hidden_size // self.num_heads
+        self.query = nn.Parameter(torch.empty(1, hidden_size))
+        self.head_offset = nn.Parameter(torch.zeros(self.num_heads, self.head_size))
+        self.key = nn.Linear(hidden_size, hidden_size)
+        self.value = nn.Linear(hidden_size, hidden_size)
+        self.output = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(config.type_attention_dropout)
+        self.layer_norm = nn.LayerNorm(hidden_size)  # eps 1e-5 as in the reference (torch default)
+
+    def forward(self, token_embeddings: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """`(num_types, max_len, hidden)` embeddings and `(num_types, max_len)` mask -> `(num_types, hidden)`."""
+        num_types, length, _ = token_embeddings.shape
+        keys = self.key(token_embeddings).view(num_types, length, self.num_heads, self.head_size)
+        values = self.value(token_embeddings).view(num_types, length, self.num_heads, self.head_size)
+        query = self.query.view(self.num_heads, self.head_size) + self.head_offset  # (heads, head_size)
+        scores = torch.einsum("tlhd,hd->thl", keys, query) / math.sqrt(self.head_size)
+        scores = scores.masked_fill(~token_mask[:, None, :], torch.finfo(scores.dtype).min)
+        weights = self.dropout(scores.softmax(dim=-1))
+        pooled = torch.einsum("thl,tlhd->thd", weights, values).reshape(num_types, -1)
+        return self.layer_norm(2 * self.output(pooled))
+
+
+def _report_loading(name_or_path, loading_info: dict) -> None:
+    """Log which parts of a FiveFine model came from an encoder checkpoint and which start fresh."""
+    missing = set(loading_info["missing_keys"])
+    missing_encoder = sorted(key for key in missing if key.startswith("bert."))
+    if missing_encoder:
+        logger.warning(f"{name_or_path} lacks {len(missing_encoder)} encoder weights, initialised randomly: {missing_encoder}")
+    if any(key.startswith("cls.predictions.transform") for key in missing):
+        logger.warning(
+            f"{name_or_path} has no MLM head: the head (whose transform gives FiveFine's mention vector) starts "
+            "from random weights and needs training."
+        )
+    fresh = sorted({key.split(".")[0] for key in missing if key.startswith(("type_encoder.", "nwp_head."))})
+    logger.info(f"Loaded the encoder from {name_or_path}; new modules: {fresh}; ignored: {loading_info['unexpected_keys']}")
+
+
+class EncoderAndTokenizer(NamedTuple):
+    model: "BertForPhraseTypeTyping"
+    tokenizer: PreTrainedTokenizerBase
+
+
+class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
+    r"""
+    FiveFine entity typer: types are phrases, so the label set can change at call time without retraining.
+
+    The label set lives in the config (`id2label`, `label_phrases`, `label_phrase_token_ids`); change it with
+    [`~BertForPhraseTypeTyping.set_label_set`], or pass `type_phrase_ids` to `forward` for a one-off set. In eval mode
+    with gradients off, the encoded type matrix is cached per label set and recomputed only when the set or the
+    weights change (parameter version counters are part of the key, so an optimizer step or `load_state_dict`
+    invalidates it).
+
+    ```python
+    >>> model, tokenizer = BertForPhraseTypeTyping.from_encoder("bert-base-cased", ["person", "city", "company"])
+    >>> encoded = model.get_mention_encoder(tokenizer).encode("Paris is big.", 0, 5)
+    >>> logits = model(torch.tensor([encoded.input_ids])).logits  # (1, 3)
+    ```
+    """
+
+    config: FiveFineConfig
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: FiveFineConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        self.type_encoder = TypePhraseEncoder(config)
+        # The paper's "new MLM classification head": untied, initialised from the MLM head by `from_encoder`.
+        self.nwp_head = BertOnlyMLMHead(config) if config.nwp_loss_weight > 0 else None
+        self._type_cache: OrderedDict = OrderedDict()
+        self._label_set_version = 0
+        self._load_label_set_buffers()
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, TypePhraseEncoder):
+            init.normal_(module.query, mean=0.0, std=0.1)  # reference: randn * 0.1
+            init.zeros_(module.head_offset)
+        elif isinstance(module, BertForPhraseTypeTyping):
+            # `from_pretrained` builds on the meta device: non-persistent buffers must be filled here.
+            ids, mask = module._label_set_tensors()
+            init.copy_(module.type_phrase_ids, ids)
+            init.copy_(module.type_phrase_mask, mask)
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    # ----------------------------------------------------------------------------------------------------- label set
+    def _label_set_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        token_ids = self.config.label_phrase_token_ids
+        if token_ids:
+            return pad_phrase_token_ids(token_ids, self.config.pad_token_id or 0)
+        return torch.zeros(0, 1, dtype=torch.long), torch.zeros(0, 1, dtype=torch.bool)
+
+    def _load_label_set_buffers(self) -> None:
+        ids, mask = self._label_set_tensors()
+        device = self.bert.embeddings.word_embeddings.weight.device
+        # Not persistent: the config holds the label set, so checkpoints of different label sets share one layout.
+        self.register_buffer("type_phrase_ids", ids.to(device), persistent=False)
+        self.register_buffer("type_phrase_mask", mask.to(device), persistent=False)
+        self._label_set_version += 1
+
+    @property
+    def label_set(self) -> LabelSet | None:
+        """The configured label set, or `None` before one is set."""
+        if not self.config.label_phrase_token_ids:
+            return None
+        labels = [self.config.id2label[index] for index in range(self.config.num_labels)]
+        return LabelSet.create(labels, self.config.label_phrases)
+
+    def set_label_set(
+        self,
+        labels: Sequence[str] | Mapping[str, str],
+        tokenizer: PreTrainedTokenizerBase,
+        label_phrases: Sequence[str] | Mapping[str, str] | None = None,
+    ) -> LabelSet:
+        """Make `labels` the model's label set, without touching any weight.
+
+        `labels` is a list (phrases by FiveFine's default rule, or `label_phrases`) or a `{label: phrase}` dict.
+        Updates `config.id2label`/`label2id`/`label_phrases`/`label_phrase_token_ids`, so `save_pretrained` keeps it.
+        """
+        label_set = LabelSet.create(labels, label_phrases)
+        token_ids = label_set.tokenize(tokenizer)
+        self.config.id2label = dict(enumerate(label_set.labels))
+        self.config.label2id = {label: index for index, label in enumerate(label_set.labels)}
+        self.config.label_phrases = list(label_set.phrases)
+        self.config.label_phrase_token_ids = token_ids
+        if self.config.mask_token_id is None:
+            self.config.mask_token_id = tokenizer.mask_token_id
+        self._load_label_set_buffers()
+        return label_set
+
+    def encode_label_set(
+        self, labels: LabelSet | Sequence[str] | Mapping[str, str], tokenizer: PreTrainedTokenizerBase
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(type_phrase_ids, type_phrase_mask)` for `forward`, for scoring against a label set without adopting it."""
+        label_set = labels if isinstance(labels, LabelSet) else LabelSet.create(labels)
+        ids, mask = pad_phrase_token_ids(label_set.tokenize(tokenizer), tokenizer.pad_token_id)
+        return ids.to(self.device), mask.to(self.device)
+
+    def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> PromptTemplateEncoder:
+        """The encoder that turns (text, character span) into this model's templated input."""
+        return PromptTemplateEncoder(tokenizer, self.config)
+
+    # ------------------------------------------------------------------------------------------------- type vectors
+    def encode_types(self, type_phrase_ids: torch.Tensor, type_phrase_mask: torch.Tensor) -> torch.Tensor:
+        """Type vectors `(num_types, hidden)`: phrase tokens embedded with the tied MLM output weights, then pooled."""
+        token_embeddings = self.cls.predictions.decoder.weight[type_phrase_ids]
+        return self.type_encoder(token_embeddings, type_phrase_mask.bool())
+
+    def _type_weights_key(self) -> tuple:
+        params = [self.cls.predictions.decoder.weight, *self.type_encoder.parameters()]
+        return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params) + (self.training,)
+
+    def type_embeddings(
+        self, type_phrase_ids: torch.Tensor | None = None, type_phrase_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Type vectors of the given phrases, or of the configured label set; cached in eval mode without grad."""
+        if type_phrase_ids is None:
+            if self.type_phrase_ids.size(0) == 0:
+                raise ValueError(
+                    "This model has no label set yet: call `model.set_label_set(labels, tokenizer)` or pass "
+                    "`type_phrase_ids` and `type_phrase_mask` (see `model.encode_label_set`)."
+                )
+            type_phrase_ids, type_phrase_mask = self.type_phrase_ids, self.type_phrase_mask
+            label_set_key = ("config", self._label_set_version)
+        else:
+            if type_phrase_mask is None:
+                type_phrase_mask = type_phrase_ids != (self.config.pad_token_id or 0)
+            label_set_key = None
+        if self.training or torch.is_grad_enabled():
+            return self.encode_types(type_phrase_ids, type_phrase_mask)
+        if label_set_key is None:
+            # A content key: equal label sets hit the cache whichever tensor object carries them.
+            label_set_key = ("ids", hash(type_phrase_ids.cpu().numpy().tobytes()), tuple(type_phrase_ids.shape),
+                             hash(type_phrase_mask.cpu().numpy().tobytes()))
+        key = (label_set_key, self._type_weights_key())
+        cached = self._type_cache.get(key)
+        if cached is None:
+            cached = self.encode_types(type_phrase_ids, type_phrase_mask)
+            self._type_cache[key] = cached
+            while len(self._type_cache) > _TYPE_CACHE_SIZE:
+                self._type_cache.popitem(last=False)
+        else:
+            self._type_cache.move_to_end(key)
+        return cached
+
+    def clear_type_cache(self) -> None:
+        """Drop cached type matrices (they are also invalidated automatically when weights change)."""
+        self._type_cache.clear()
+
+    # -------------------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        mention_positions: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        label_weights: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        nwp_input_ids: torch.Tensor | None = None,
+        nwp_attention_mask: torch.Tensor | None = None,
+        nwp_mention_positions: torch.Tensor | None = None,
+        nwp_labels: torch.Tensor | None = None,
+        type_phrase_ids: torch.Tensor | None = None,
+        type_phrase_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> EntityTypingOutput:
+        r"""
+        mention_positions (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Index of the typing `[MASK]`. Defaults to the first mask token, which is only right before MLM corruption.
+        labels (`torch.Tensor` of shape `(batch_size, num_types)`, *optional*):
+            Multi-hot targets for the BCE term.
+        label_weights (`torch.Tensor` of shape `(batch_size, num_types)`, *optional*):
+            Per-example, per-label BCE weights (weak UFET training: `original_label_weight` on original labels,
+            `extra_label_weight` on prompt labels, 1 on negatives).
+        mlm_labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            MLM targets on the same (corrupted) `input_ids`, -100 elsewhere. The typing slot is never a target.
+        nwp_input_ids, nwp_attention_mask, nwp_mention_positions, nwp_labels (*optional*):
+            Neighbor-word prediction: `(Left: [MASK])` / `(Right: [MASK])` inputs and the word-piece id to predict at
+            their mask (`(nwp_batch,)`). The reference runs NWP as its own optimizer step every 10 steps; here the
+            term is added to the loss of the step whose batch carries NWP inputs, so the training script sets the
+            schedule by choosing which batches carry them.
+        type_phrase_ids, type_phrase_mask (`torch.Tensor` of shape `(num_types, max_phrase_length)`, *optional*):
+            A label set for this call instead of the configured one (see `encode_label_set`).
+        """
+        encoder_outputs = self.bert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+            **kwargs,
+        )
+        sequence_output = encoder_outputs.last_hidden_state
+        if mention_positions is None:
+            mention_positions = first_token_positions(input_ids, self._mask_token_id(), "mask")
+        # Paper Eq. 1: h_x = LayerNorm(GELU(W h*_x)), the pretrained MLM transform at the typing slot.
+        mention_embeddings = self.cls.predictions.transform(gather_positions(sequence_output, mention_positions))
+        logits = dot_product_scores(mention_embeddings, self.type_embeddings(type_phrase_ids, type_phrase_mask))
+
+        type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
+        mlm_loss = None
+        if mlm_labels is not None and self.config.mlm_loss_weight > 0:
+            mlm_loss = self._mlm_loss(sequence_output, mlm_labels, mention_positions)
+        nwp_loss = None
+        if nwp_input_ids is not None and self.nwp_head is not None:
+            nwp_loss = self._nwp_loss(nwp_input_ids, nwp_attention_mask, nwp_mention_positions, nwp_labels)
+
+        weighted = [(type_loss, 1.0), (mlm_loss, self.config.mlm_loss_weight), (nwp_loss, self.config.nwp_loss_weight)]
+        present = [term * weight for term, weight in weighted if term is not None]
+        return EntityTypingOutput(
+            loss=torch.stack(present).sum() if present else None,
+            logits=logits,
+            type_loss=type_loss,
+            mlm_loss=mlm_loss,
+            nwp_loss=nwp_loss,
+            mention_embeddings=mention_embeddings,
+            hidden_states=encoder_outputs.hidden_states,
+            attentions=encoder_outputs.attentions,
+        )
+
+    def _mask_token_id(self) -> int:
+        if self.config.mask_token_id is None:
+            raise ValueError("Pass `mention_positions`: the config does not record the tokenizer's `mask_token_id`.")
+        return self.config.mask_token_id
+
+    def _mlm_loss(
+        self, sequence_output: torch.Tensor, mlm_labels: torch.Tensor, mention_positions: torch.Tensor
+    ) -> torch.Tensor:
+        mlm_labels = mlm_labels.clone()
+        mlm_labels[torch.arange(mlm_labels.size(0), device=mlm_labels.device), mention_positions] = -100
+        targeted = mlm_labels != -100
+        # Vocabulary logits only where there is a target: the full (batch, seq, vocab) tensor is never built.
+        return token_cross_entropy(self.cls(sequence_output[targeted]), mlm_labels[targeted])
+
+    def _nwp_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        positions: torch.Tensor | None,
+        targets: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if targets is None:
+            raise ValueError("`nwp_input_ids` needs `nwp_labels`: the word-piece id to predict for each row.")
+        if positions is None:
+            positions = first_token_positions(input_ids, self._mask_token_id(), "mask")
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return token_cross_entropy(self.nwp_head(gather_positions(hidden, positions)), targets)
+
+    # --------------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_encoder(
+        cls,
+        name_or_path: str | PathLike,
+        labels: Sequence[str] | Mapping[str, str],
+        label_phrases: Sequence[str] | Mapping[str, str] | None = None,
+        *,
+        save_directory: str | PathLike | None = None,
+        **config_overrides,
+    ) -> EncoderAndTokenizer:
+        """A FiveFine model on any BERT checkpoint (Hub name or path), with its tokenizer.
+
+        The encoder, and the MLM head when the checkpoint has one, load by key; a checkpoint without an MLM head
+        (e.g. a sentence-embedding BERT) gets a fresh one, which is logged. The NWP head starts as a copy of the MLM
+        head (reference). `config_overrides` set any `FiveFineConfig` field. With `save_directory`, model and
+        tokenizer are saved there.
+        """
+        encoder_config = AutoConfig.from_pretrained(name_or_path)
+        if encoder_config.model_type != "bert":
+            raise ValueError(
+                f"{str(name_or_path)!r} is a {encoder_config.model_type!r} checkpoint; `from_encoder` takes a BERT "
+                "encoder. To load a saved FiveFine model use `AutoModel.from_pretrained`."
+            )
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        fields = {k: v for k, v in encoder_config.to_dict().items() if k not in ("model_type", "architectures")}
+        fields.update(config_overrides, mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
+        config = FiveFineConfig.from_dict(fields)
+        # transformers' load report calls a BERT without MLM head "corrupted"; report what matters here instead.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()
+        try:
+            model, loading_info = cls.from_pretrained(name_or_path, config=config, output_loading_info=True)
+        finally:
+            logging.set_verbosity(verbosity)
+        _report_loading(name_or_path, loading_info)
+        if model.nwp_head is not None:
+            model.nwp_head.load_state_dict(model.cls.state_dict())
+        tokenizer.model_max_length = config.max_seq_length
+        model.get_mention_encoder(tokenizer)  # fails early if the template does not fit this tokenizer
+        model.set_label_set(labels, tokenizer, label_phrases)
+        if save_directory is not None:
+            model.save_pretrained(save_directory)
+            tokenizer.save_pretrained(save_directory)
+        return EncoderAndTokenizer(model, tokenizer)
+
+
+__all__ = ["BertForPhraseTypeTyping", "TypePhraseEncoder"]

@@ -1,0 +1,74 @@
+"""Guards for the `package_dir` mapping of `configuration/` and `pipelines/` (STYLE.md §2)."""
+
+import configparser
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import modeling_entity_typing
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPED = {"configuration": "modeling_entity_typing.configuration", "pipelines": "modeling_entity_typing.pipelines"}
+
+
+def _setup_cfg():
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return parser
+
+
+def test_no_top_level_configuration_or_pipelines_module_leaks():
+    script = (
+        "import sys, modeling_entity_typing, transformers\n"
+        "leaked = [m for m in ('configuration', 'pipelines') if m in sys.modules]\n"
+        "print(leaked)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/")
+    assert result.stdout.strip() == "[]"
+
+
+def test_mapped_packages_resolve_inside_the_namespace():
+    for directory, package in MAPPED.items():
+        module = importlib.import_module(package)
+        assert Path(module.__file__).resolve().parent == ROOT / directory
+    assert not (ROOT / "modeling_entity_typing" / "configuration").exists()
+    assert not (ROOT / "modeling_entity_typing" / "pipelines").exists()
+
+
+def test_every_package_directory_is_listed_and_mapped():
+    options = _setup_cfg()["options"]
+    packages = set(options["packages"].split())
+    mapping = dict(line.split(" = ") for line in options["package_dir"].strip().splitlines())
+    assert mapping == {package: directory for directory, package in MAPPED.items()}
+    for init in ROOT.glob("*/**/__init__.py"):
+        relative = init.parent.relative_to(ROOT)
+        top = relative.parts[0]
+        if top in ("modeling_entity_typing", *MAPPED):
+            name = ".".join((MAPPED.get(top, top), *relative.parts[1:]))
+            assert name in packages, f"{relative} is a package missing from setup.cfg `packages`"
+
+
+def test_non_python_files_are_package_data():
+    package_data = _setup_cfg()["options.package_data"]
+    for top in ("modeling_entity_typing", *MAPPED):
+        for path in (ROOT / top).rglob("*"):
+            if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts:
+                package = MAPPED.get(top, top)
+                assert path.name in package_data.get(package, ""), f"{path} is not in package_data"
+
+
+def test_no_source_imports_the_top_level_mapped_names():
+    for path in [*ROOT.glob("modeling_entity_typing/*.py"), *ROOT.glob("configuration/*.py"), *ROOT.glob("pipelines/*.py")]:
+        text = path.read_text()
+        for name in MAPPED:
+            assert f"from {name} import" not in text and f"import {name}\n" not in text, path
+
+
+def test_tests_directory_has_no_init():
+    assert not (ROOT / "tests" / "__init__.py").exists()
+
+
+def test_version_is_exposed():
+    assert modeling_entity_typing.__version__ == _setup_cfg()["metadata"]["version"]
