@@ -100,9 +100,16 @@ class PromptTemplateEncoder:
         token_ids = self._tokenize(pieces)
         if prompt not in PROMPTS:
             raise ValueError(f"`prompt` must be one of {PROMPTS}, got {prompt!r}.")
-        return [
-            self._assemble(*token_ids[3 * index : 3 * index + 3], prompt) for index in range(len(mentions))
-        ]
+        encoded = []
+        for index, (text, start, end) in enumerate(mentions):
+            left, mention, right = token_ids[3 * index : 3 * index + 3]
+            if not mention:
+                raise ValueError(
+                    f"The mention {text[start:end]!r} has no word pieces for this tokenizer (it holds only characters "
+                    "the tokenizer drops, such as control characters or lone combining marks); choose a span over a word."
+                )
+            encoded.append(self._assemble(left, mention, right, prompt))
+        return encoded
 
     def _assemble(self, left: list[int], mention: list[int], right: list[int], prompt: str) -> EncodedMention:
         prompt_ids, budget = self.prompt_ids[prompt], self.budgets[prompt]

@@ -1,11 +1,19 @@
 """`pipeline("entity-typing")`: type a mention, given by a character span or its string, in a text."""
 
-from collections.abc import Mapping
+import types
+from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset as TorchDataset
 from transformers import Pipeline
+
+
+try:
+    import datasets
+except ImportError:  # pragma: no cover - `datasets` is a dependency; keep the pipeline importable without it
+    datasets = None
 
 from ..configuration import DECISION_RULES
 from ..decision import decide
@@ -57,6 +65,31 @@ def _check_options(threshold, top_k, decision) -> None:
         raise ValueError(f"`decision` must be one of {DECISION_RULES}, got {decision!r}.")
 
 
+class _Rows(TorchDataset):
+    """A `datasets.Dataset` seen as a torch `Dataset` of row dicts, so the pipeline batches it lazily."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.dataset[index]
+
+
+def _as_pipeline_input(inputs: Any) -> Any:
+    """Route any iterable of mentions to the base pipeline's streaming paths (it knows lists, torch datasets and
+    generators; a `datasets.Dataset` is none of those, and a tuple would be taken for one input)."""
+    if isinstance(inputs, (Mapping, list, TorchDataset, types.GeneratorType)):
+        return inputs
+    if datasets is not None and isinstance(inputs, datasets.Dataset):
+        return _Rows(inputs)
+    if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes)):
+        return (item for item in inputs)
+    return inputs
+
+
 class EntityTypingPipeline(Pipeline):
     """Types entity mentions with any model of this package.
 
@@ -69,7 +102,8 @@ class EntityTypingPipeline(Pipeline):
     ```
 
     Inputs: a text with `span=(start, end)` (character offsets, end exclusive) or `span="Mark Twain"` (the first
-    occurrence is used), or dicts `{"text", "span"}` in a list, a generator or a `datasets.Dataset`.
+    occurrence is used), or dicts `{"text", "span"}` in a list (a list comes back), or in a generator, a
+    `datasets.Dataset`, a dataset column or any other iterable (results stream back lazily).
     Options: `threshold` (default `config.threshold`), `top_k` (cap on returned labels), `decision` (`"threshold"`
     or `"argmax_with_ancestors"`, default `config.decision`), and `candidate_labels` (a list, or `{label: phrase}`)
     to type against a new label set with no fine-tuning (phrase-typing models only).
@@ -95,7 +129,7 @@ class EntityTypingPipeline(Pipeline):
             raise TypeError(
                 "`span=` goes with a single text. For many mentions pass dicts: [{'text': ..., 'span': ...}, ...]."
             )
-        return super().__call__(inputs, **kwargs)
+        return super().__call__(_as_pipeline_input(inputs), **kwargs)
 
     def _sanitize_parameters(self, threshold=None, top_k=None, decision=None, candidate_labels=None, **unknown):
         if unknown:
