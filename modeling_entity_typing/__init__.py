@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration import FiveFineConfig
+from .data import corrupt_for_mlm
 from .decision import decide, label_ancestors
 from .label_sets import LabelSet, default_label_phrase
 from .modeling_fivefine import BertForPhraseTypeTyping
@@ -30,6 +31,7 @@ __all__ = [
     "FiveFineConfig",
     "LabelSet",
     "PromptTemplateEncoder",
+    "corrupt_for_mlm",
     "decide",
     "default_label_phrase",
     "label_ancestors",

@@ -28,24 +28,32 @@ def decide(
     `top_k` caps how many labels come back, after the rule.
     """
     probabilities = probabilities.float()
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"`top_k` must be a positive integer or None (no cap), got {top_k!r}.")
     if decision == "threshold":
         chosen = (probabilities >= threshold).nonzero().flatten()
         if chosen.numel() == 0:
             chosen = probabilities.argmax().reshape(1)
-        order = probabilities[chosen].argsort(descending=True, stable=True)
-        result = [{"label": labels[i], "score": float(probabilities[i])} for i in chosen[order].tolist()]
+        scores = probabilities[chosen]
+        if top_k is not None and top_k < scores.numel():
+            order = scores.topk(top_k).indices  # far cheaper than a full sort of thousands of passing labels
+        else:
+            order = scores.argsort(descending=True, stable=True)  # stable: ties keep label order
+        # One conversion to Python per mention, not one per label: up to every label of a 10k set can pass.
+        return [
+            {"label": labels[index], "score": score}
+            for index, score in zip(chosen[order].tolist(), scores[order].tolist())
+        ]
     elif decision == "argmax_with_ancestors":
         best = int(probabilities.argmax())
         best_score = float(probabilities[best])
-        index_of = {label: index for index, label in enumerate(labels)}
         result = [{"label": labels[best], "score": best_score}]
         for ancestor in label_ancestors(labels[best]):
-            index = index_of.get(ancestor)
+            index = labels.index(ancestor) if ancestor in labels else None  # few ancestors: no per-call label index
             result.append({"label": ancestor, "score": best_score if index is None else float(probabilities[index])})
         result.sort(key=lambda item: -item["score"])
-    else:
-        raise ValueError(f"`decision` must be 'threshold' or 'argmax_with_ancestors', got {decision!r}.")
-    return result if top_k is None else result[:top_k]
+        return result[:top_k]
+    raise ValueError(f"`decision` must be 'threshold' or 'argmax_with_ancestors', got {decision!r}.")
 
 
 __all__ = ["decide", "label_ancestors"]

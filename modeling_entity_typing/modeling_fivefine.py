@@ -31,6 +31,7 @@ from .templates import PromptTemplateEncoder
 logger = logging.get_logger(__name__)
 
 _TYPE_CACHE_SIZE = 4  # label sets whose encoded type matrix is kept in eval mode
+_TYPE_CHUNK_SIZE = 1024  # types encoded at once when filling the cache
 
 
 class TypePhraseEncoder(nn.Module):
@@ -206,7 +207,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
 
     def _type_weights_key(self) -> tuple:
         params = [self.cls.predictions.decoder.weight, *self.type_encoder.parameters()]
-        return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params) + (self.training,)
+        return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
 
     def type_embeddings(
         self, type_phrase_ids: torch.Tensor | None = None, type_phrase_mask: torch.Tensor | None = None
@@ -233,7 +234,11 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         key = (label_set_key, self._type_weights_key())
         cached = self._type_cache.get(key)
         if cached is None:
-            cached = self.encode_types(type_phrase_ids, type_phrase_mask)
+            # In chunks: without a graph to keep, peak memory stays flat however large the label set.
+            cached = torch.cat([
+                self.encode_types(ids, mask)
+                for ids, mask in zip(type_phrase_ids.split(_TYPE_CHUNK_SIZE), type_phrase_mask.split(_TYPE_CHUNK_SIZE))
+            ])
             self._type_cache[key] = cached
             while len(self._type_cache) > _TYPE_CACHE_SIZE:
                 self._type_cache.popitem(last=False)

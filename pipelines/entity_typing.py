@@ -183,10 +183,10 @@ class EntityTypingPipeline(Pipeline):
         return {"logits": self.model(**model_inputs).logits, "meta": meta}
 
     def _labels_of_config(self) -> list[str]:
+        # Keyed on the dict object itself (held, so its id cannot be reused): `set_label_set` assigns a new one.
         id2label = self.model.config.id2label
-        version = (id(id2label), len(id2label))
-        if self._configured_labels[0] != version:
-            self._configured_labels = (version, [id2label[index] for index in range(len(id2label))])
+        if self._configured_labels[0] is not id2label:
+            self._configured_labels = (id2label, [id2label[index] for index in range(len(id2label))])
         return self._configured_labels[1]
 
     def postprocess(

@@ -326,3 +326,44 @@ def test_from_encoder_rejects_a_saved_typing_model(tmp_path, tiny_model):
 
 def test_config_class_is_registered():
     assert BertForPhraseTypeTyping.config_class is FiveFineConfig
+
+
+# ------------------------------------------------------------------------------------------------ MLM corruption
+def test_corruption_never_touches_the_typing_slot_and_follows_the_reference_split(tiny_model, tiny_tokenizer):
+    from modeling_entity_typing import corrupt_for_mlm
+
+    batch = encode_batch(tiny_model, tiny_tokenizer, MENTIONS * 200)
+    input_ids, positions = batch["input_ids"], batch["mention_positions"]
+    generator = torch.Generator().manual_seed(0)
+    corrupted, mlm_labels = corrupt_for_mlm(input_ids, tiny_tokenizer, 0.3, generator=generator)
+    rows = torch.arange(input_ids.size(0))
+    assert (mlm_labels[rows, positions] == -100).all()
+    assert (corrupted[rows, positions] == tiny_tokenizer.mask_token_id).all()
+    special = torch.isin(input_ids, torch.tensor(tiny_tokenizer.all_special_ids))
+    assert (mlm_labels[special] == -100).all() and torch.equal(corrupted[special], input_ids[special])
+    targets = mlm_labels != -100
+    assert torch.equal(mlm_labels[targets], input_ids[targets])
+    assert abs(targets.sum() / (~special).sum() - 0.3) < 0.02
+    masked = (corrupted[targets] == tiny_tokenizer.mask_token_id).float().mean()
+    unchanged = (corrupted[targets] == input_ids[targets]).float().mean()
+    assert abs(masked - 0.8) < 0.03 and abs(unchanged - 0.18) < 0.03  # the rest, ~2%, random tokens
+    again, _ = corrupt_for_mlm(input_ids, tiny_tokenizer, 0.3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again, corrupted)  # seeded: reproducible
+    output = tiny_model(input_ids=corrupted, attention_mask=batch["attention_mask"], mention_positions=positions,
+                        mlm_labels=mlm_labels)
+    assert output.mlm_loss > 0 and torch.isfinite(output.mlm_loss)
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(tiny_model, tiny_tokenizer):
+    batch = _training_batch(tiny_model, tiny_tokenizer)
+    tiny_model.train()
+    torch.manual_seed(0)
+    loss = tiny_model(**batch).loss
+    loss.backward()
+    grad = tiny_model.type_encoder.key.weight.grad.clone()
+    tiny_model.zero_grad()
+    tiny_model.activation_checkpointing_enable()
+    torch.manual_seed(0)
+    checkpointed = tiny_model(**batch).loss
+    checkpointed.backward()
+    assert torch.allclose(loss, checkpointed) and torch.allclose(grad, tiny_model.type_encoder.key.weight.grad)

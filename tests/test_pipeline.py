@@ -210,3 +210,12 @@ def test_random_text_and_spans_only_raise_documented_errors(typer, text, start, 
     assert 1 <= len(result["labels"]) <= 2
     start, end = result["span"]
     assert result["mention"] == text[start:end] and result["mention"].strip()
+
+
+def test_pipeline_follows_a_label_set_changed_on_the_model(_tiny_model, tiny_tokenizer):
+    model = copy.deepcopy(_tiny_model).eval()
+    typer = pipeline("entity-typing", model=model, tokenizer=tiny_tokenizer)
+    assert {x["label"] for x in typer(TEXT, span=(0, 10), threshold=0.0)["labels"]} == set(TINY_LABELS)
+    for labels in (["town", "writer"], ["team", "author"], ["town", "writer"]):
+        model.set_label_set(labels, tiny_tokenizer)
+        assert {x["label"] for x in typer(TEXT, span=(0, 10), threshold=0.0)["labels"]} == set(labels)

@@ -1,0 +1,35 @@
+"""Input corruption for FiveFine's MLM term, on top of transformers' `DataCollatorForLanguageModeling`."""
+
+import torch
+from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+
+
+# Reference split of chosen tokens (FIVEFINE.md §2.2): 80% [MASK], 2% random (0.1 of the other 20%), 18% unchanged.
+MASK_REPLACE_PROB = 0.8
+RANDOM_REPLACE_PROB = 0.02
+
+
+def corrupt_for_mlm(
+    input_ids: torch.Tensor,
+    tokenizer: PreTrainedTokenizerBase,
+    mlm_probability: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(corrupted_ids, mlm_labels)` for the MLM term; the typing input and the MLM input are the same sequence.
+
+    Special tokens ([CLS], [SEP], [PAD], [UNK] and the template's typing [MASK]) are never chosen, so the typing slot
+    is never an MLM target and never altered. Labels are -100 where there is no target.
+    """
+    collator = DataCollatorForLanguageModeling(
+        tokenizer,
+        mlm_probability=mlm_probability,
+        mask_replace_prob=MASK_REPLACE_PROB,
+        random_replace_prob=RANDOM_REPLACE_PROB,
+        return_tensors="pt",
+    )
+    collator.generator = generator
+    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids, device=input_ids.device))
+    return collator.torch_mask_tokens(input_ids.clone(), special_tokens_mask=special)
+
+
+__all__ = ["corrupt_for_mlm"]
