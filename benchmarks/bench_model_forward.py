@@ -126,15 +126,26 @@ def main(argv: list[str] | None = None) -> dict:
     ratios = [m / b for m, b in zip(times["model"], times["bare"])]
     memory = {}
     for variant in ("bare", "model"):
-        command = [sys.executable, __file__, "--memory_only", variant, "--data_dir", str(args.data_dir),
-                   "--batch_size", str(args.batch_size), "--device", args.device]
+        command = [
+            sys.executable,
+            __file__,
+            "--memory_only",
+            variant,
+            "--data_dir",
+            str(args.data_dir),
+            "--batch_size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+        ]
         memory[variant] = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     results = {
         "benchmark": "model_forward",
         "num_types": model.config.num_labels,
         "batch_size": args.batch_size,
         "batches_per_repeat": len(batches),
-        "mean_sequence_length": sum(int(b["attention_mask"].sum()) for b in batches) / sum(len(b["input_ids"]) for b in batches),
+        "mean_sequence_length": sum(int(b["attention_mask"].sum()) for b in batches)
+        / sum(len(b["input_ids"]) for b in batches),
         "device": args.device,
         "bare_seconds_per_batch": summary([t / len(batches) for t in times["bare"]]),
         "model_seconds_per_batch": summary([t / len(batches) for t in times["model"]]),

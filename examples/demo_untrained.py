@@ -53,8 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     for result in results:
         labels = ", ".join(f"{item['label']} ({item['score']:.2f})" for item in result["labels"])
         print(f"{result['mention']!r:14} -> {labels}")
-    result = typer(MENTIONS[0][0], span=(0, 10), candidate_labels=["novelist", "politician", "river"],
-                   decision="threshold", threshold=0.0)
+    result = typer(
+        MENTIONS[0][0],
+        span=(0, 10),
+        candidate_labels=["novelist", "politician", "river"],
+        decision="threshold",
+        threshold=0.0,
+    )
     print("\nCall-time label set:", [(item["label"], round(item["score"], 2)) for item in result["labels"]])
     print(f"\nSaved to {args.output_dir}; load it with pipeline('entity-typing', model={args.output_dir!r}).")
 

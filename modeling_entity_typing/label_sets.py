@@ -37,7 +37,9 @@ class LabelSet:
                 raise ValueError("Give phrases either as the values of a `{label: phrase}` mapping or as `phrases`.")
             labels, phrases = list(labels.keys()), list(labels.values())
         if isinstance(labels, str) or not isinstance(labels, Sequence):
-            raise TypeError(f"Labels must be a list of strings or a {{label: phrase}} dict, got {type(labels).__name__}.")
+            raise TypeError(
+                f"Labels must be a list of strings or a {{label: phrase}} dict, got {type(labels).__name__}."
+            )
         labels = list(labels)
         if not labels:
             raise ValueError("The label set is empty; give at least one label.")

@@ -73,14 +73,18 @@ def _report_loading(name_or_path, loading_info: dict) -> None:
     missing = set(loading_info["missing_keys"])
     missing_encoder = sorted(key for key in missing if key.startswith("bert."))
     if missing_encoder:
-        logger.warning(f"{name_or_path} lacks {len(missing_encoder)} encoder weights, initialised randomly: {missing_encoder}")
+        logger.warning(
+            f"{name_or_path} lacks {len(missing_encoder)} encoder weights, initialised randomly: {missing_encoder}"
+        )
     if any(key.startswith("cls.predictions.transform") for key in missing):
         logger.warning(
             f"{name_or_path} has no MLM head: the head (whose transform gives FiveFine's mention vector) starts "
             "from random weights and needs training."
         )
     fresh = sorted({key.split(".")[0] for key in missing if key.startswith(("type_encoder.", "nwp_head."))})
-    logger.info(f"Loaded the encoder from {name_or_path}; new modules: {fresh}; ignored: {loading_info['unexpected_keys']}")
+    logger.info(
+        f"Loaded the encoder from {name_or_path}; new modules: {fresh}; ignored: {loading_info['unexpected_keys']}"
+    )
 
 
 class EncoderAndTokenizer(NamedTuple):
@@ -229,16 +233,24 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             return self.encode_types(type_phrase_ids, type_phrase_mask)
         if label_set_key is None:
             # A content key: equal label sets hit the cache whichever tensor object carries them.
-            label_set_key = ("ids", hash(type_phrase_ids.cpu().numpy().tobytes()), tuple(type_phrase_ids.shape),
-                             hash(type_phrase_mask.cpu().numpy().tobytes()))
+            label_set_key = (
+                "ids",
+                hash(type_phrase_ids.cpu().numpy().tobytes()),
+                tuple(type_phrase_ids.shape),
+                hash(type_phrase_mask.cpu().numpy().tobytes()),
+            )
         key = (label_set_key, self._type_weights_key())
         cached = self._type_cache.get(key)
         if cached is None:
             # In chunks: without a graph to keep, peak memory stays flat however large the label set.
-            cached = torch.cat([
-                self.encode_types(ids, mask)
-                for ids, mask in zip(type_phrase_ids.split(_TYPE_CHUNK_SIZE), type_phrase_mask.split(_TYPE_CHUNK_SIZE))
-            ])
+            cached = torch.cat(
+                [
+                    self.encode_types(ids, mask)
+                    for ids, mask in zip(
+                        type_phrase_ids.split(_TYPE_CHUNK_SIZE), type_phrase_mask.split(_TYPE_CHUNK_SIZE)
+                    )
+                ]
+            )
             self._type_cache[key] = cached
             while len(self._type_cache) > _TYPE_CACHE_SIZE:
                 self._type_cache.popitem(last=False)

@@ -66,7 +66,11 @@ class PromptTemplateEncoder:
                 raise ValueError(f"The tokenizer has no `{name[:-3]}`; FiveFine needs a BERT-style tokenizer.")
         self.tokenizer = tokenizer
         self.max_length = config.max_seq_length
-        self.cls_id, self.sep_id, self.mask_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id
+        self.cls_id, self.sep_id, self.mask_id = (
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            tokenizer.mask_token_id,
+        )
         self.open_ids = self._tokenize([config.mention_open])[0]
         prompts = [config.type_prompt, config.left_word_prompt, config.right_word_prompt]
         prompt_ids = tokenizer(
@@ -80,9 +84,13 @@ class PromptTemplateEncoder:
                 )
         self.prompt_ids = dict(zip(PROMPTS, prompt_ids))
         # Word pieces left for mention + context under each prompt.
-        self.budgets = {name: self.max_length - 2 - len(self.open_ids) - len(ids) for name, ids in self.prompt_ids.items()}
+        self.budgets = {
+            name: self.max_length - 2 - len(self.open_ids) - len(ids) for name, ids in self.prompt_ids.items()
+        }
         if min(self.budgets.values()) < 1:
-            raise ValueError(f"`max_seq_length` ({self.max_length}) leaves no room for the mention after the template.")
+            raise ValueError(
+                f"`max_seq_length` ({self.max_length}) leaves no room for the mention after the template."
+            )
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         # `split_special_tokens`: text that spells "[MASK]" or "[SEP]" must not create real special tokens.
@@ -105,8 +113,9 @@ class PromptTemplateEncoder:
             left, mention, right = token_ids[3 * index : 3 * index + 3]
             if not mention:
                 raise ValueError(
-                    f"The mention {text[start:end]!r} has no word pieces for this tokenizer (it holds only characters "
-                    "the tokenizer drops, such as control characters or lone combining marks); choose a span over a word."
+                    f"The mention {text[start:end]!r} has no word pieces for this tokenizer (it holds only "
+                    "characters the tokenizer drops, such as control characters or lone combining marks); choose a "
+                    "span over a word."
                 )
             encoded.append(self._assemble(left, mention, right, prompt))
         return encoded

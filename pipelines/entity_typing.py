@@ -24,11 +24,13 @@ OPTIONS = ("threshold", "top_k", "decision", "candidate_labels")
 
 
 def _resolve_span(text: Any, span: Any) -> tuple[int, int]:
-    """Validate `text` and `span` and return `(start, end)`, or raise a `TypeError`/`ValueError` saying how to fix it."""
+    """Validate `text` and `span`; return `(start, end)`, or raise a `TypeError`/`ValueError` saying how to fix it."""
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a string, got {type(text).__name__}.")
     if span is None:
-        raise TypeError("No mention given: pass `span=(start, end)` (character offsets, end exclusive) or `span=\"...\"`.")
+        raise TypeError(
+            'No mention given: pass `span=(start, end)` (character offsets, end exclusive) or `span="..."`.'
+        )
     if isinstance(span, str):
         if not span.strip():
             raise ValueError("The mention string `span` is empty or whitespace; give the words to type.")

@@ -10,7 +10,10 @@ from modeling_entity_typing import FiveFineConfig
     "overrides, message",
     [
         ({"threshold": 1.5}, r"`threshold` is a probability and must be in \[0, 1\], got 1.5"),
-        ({"type_attention_heads": 5}, r"`type_attention_heads` must be a positive divisor of `hidden_size` \(32\), got 5"),
+        (
+            {"type_attention_heads": 5},
+            r"`type_attention_heads` must be a positive divisor of `hidden_size` \(32\), got 5",
+        ),
         ({"type_attention_dropout": 1.0}, r"`type_attention_dropout` must be in \[0, 1\), got 1.0"),
         ({"mlm_probability": -0.1}, r"`mlm_probability` must be in \[0, 1\), got -0.1"),
         ({"mlm_loss_weight": -1.0}, r"`mlm_loss_weight` must be >= 0 \(0 switches the term off\), got -1.0"),
@@ -21,7 +24,10 @@ from modeling_entity_typing import FiveFineConfig
         ({"id2label": {0: "a", 1: "a"}}, r"`id2label` must name each label once; repeated: \['a'\]"),
         ({"id2label": {0: "a"}, "label_phrases": ["a", "b"]}, r"`label_phrases` must have one entry per label \(1"),
         ({"id2label": {0: "a"}, "label_phrases": [" "]}, r"`label_phrases\[0\]` \(label 'a'\) is empty"),
-        ({"id2label": {0: "a"}, "label_phrase_token_ids": [[]]}, r"`label_phrase_token_ids\[0\]` \(label 'a'\) has no"),
+        (
+            {"id2label": {0: "a"}, "label_phrase_token_ids": [[]]},
+            r"`label_phrase_token_ids\[0\]` \(label 'a'\) has no",
+        ),
     ],
 )
 def test_invalid_values_name_field_value_and_allowed(overrides, message):
@@ -49,7 +55,9 @@ def test_defaults_follow_the_reference():
 
 def test_label2id_is_derived_and_roundtrips_through_autoconfig(tmp_path):
     config = get_tiny_fivefine_config(
-        id2label={0: "/person", 1: "/person/artist"}, label_phrases=["person", "artist"], decision="argmax_with_ancestors"
+        id2label={0: "/person", 1: "/person/artist"},
+        label_phrases=["person", "artist"],
+        decision="argmax_with_ancestors",
     )
     assert config.label2id == {"/person": 0, "/person/artist": 1}
     config.save_pretrained(tmp_path)

@@ -6,8 +6,14 @@ from modeling_entity_typing import LabelSet, decide, default_label_phrase, label
 
 @pytest.mark.parametrize(
     "label, phrase",
-    [("/person/athlete", "athlete"), ("/organization/sports_team", "sports team"), ("/other/body_part", "body part"),
-     ("person", "person"), ("living_thing", "living thing"), ("/GPE/", "GPE")],
+    [
+        ("/person/athlete", "athlete"),
+        ("/organization/sports_team", "sports team"),
+        ("/other/body_part", "body part"),
+        ("person", "person"),
+        ("living_thing", "living thing"),
+        ("/GPE/", "GPE"),
+    ],
 )
 def test_default_phrase_rule(label, phrase):
     assert default_label_phrase(label) == phrase
@@ -46,9 +52,14 @@ LABELS = ["/person", "/person/artist", "/person/artist/music", "/location", "/lo
 
 def test_threshold_rule_keeps_labels_at_or_above_threshold_sorted():
     probabilities = torch.tensor([0.9, 0.2, 0.6, 0.5, 0.1])
-    assert [x["label"] for x in decide(probabilities, LABELS, "threshold", 0.5)] == ["/person", "/person/artist/music",
-                                                                                   "/location"]
-    assert decide(probabilities, LABELS, "threshold", 0.5, top_k=1) == [{"label": "/person", "score": pytest.approx(0.9)}]
+    assert [x["label"] for x in decide(probabilities, LABELS, "threshold", 0.5)] == [
+        "/person",
+        "/person/artist/music",
+        "/location",
+    ]
+    assert decide(probabilities, LABELS, "threshold", 0.5, top_k=1) == [
+        {"label": "/person", "score": pytest.approx(0.9)}
+    ]
 
 
 def test_threshold_rule_falls_back_to_the_best_label():

@@ -92,9 +92,11 @@ def test_weighted_bce_is_mean_of_weighted_terms(tiny_model, tiny_tokenizer):
     logits = output.logits
     per_example = [
         sum(
-            weights[i, t] * -(labels[i, t] * F.logsigmoid(logits[i, t]) + (1 - labels[i, t]) * F.logsigmoid(-logits[i, t]))
+            weights[i, t]
+            * -(labels[i, t] * F.logsigmoid(logits[i, t]) + (1 - labels[i, t]) * F.logsigmoid(-logits[i, t]))
             for t in range(logits.size(1))
-        ) / logits.size(1)
+        )
+        / logits.size(1)
         for i in range(logits.size(0))
     ]
     assert torch.allclose(output.type_loss, torch.stack(per_example).mean(), atol=1e-6)
@@ -103,7 +105,9 @@ def test_weighted_bce_is_mean_of_weighted_terms(tiny_model, tiny_tokenizer):
 def test_typing_slot_is_never_an_mlm_target(tiny_model, tiny_tokenizer):
     batch = encode_batch(tiny_model, tiny_tokenizer, MENTIONS)
     only_slot = torch.full_like(batch["input_ids"], -100)
-    only_slot[torch.arange(3), batch["mention_positions"]] = batch["input_ids"][torch.arange(3), batch["mention_positions"]]
+    only_slot[torch.arange(3), batch["mention_positions"]] = batch["input_ids"][
+        torch.arange(3), batch["mention_positions"]
+    ]
     output = tiny_model(**batch, mlm_labels=only_slot)
     assert output.mlm_loss == 0  # nothing left to predict once the slot is excluded
 
@@ -301,8 +305,10 @@ def test_from_encoder_loads_the_mlm_head_when_present(tmp_path, tiny_tokenizer, 
     transform = model.cls.predictions.transform.dense.weight
     assert torch.equal(transform, encoder.cls.predictions.transform.dense.weight)
     assert torch.equal(model.nwp_head.predictions.transform.dense.weight, transform)
-    assert torch.equal(model.bert.encoder.layer[0].attention.self.query.weight,
-                       encoder.bert.encoder.layer[0].attention.self.query.weight)
+    assert torch.equal(
+        model.bert.encoder.layer[0].attention.self.query.weight,
+        encoder.bert.encoder.layer[0].attention.self.query.weight,
+    )
     assert model.config.mask_token_id == tokenizer.mask_token_id
     assert "has no MLM head" not in caplog.text
 
@@ -312,7 +318,9 @@ def test_from_encoder_without_mlm_head_says_so_and_saves(tmp_path, tiny_tokenize
     model, tokenizer = BertForPhraseTypeTyping.from_encoder(
         tmp_path / "encoder", {"city": "city town"}, save_directory=tmp_path / "out", max_seq_length=32
     )
-    assert "has no MLM head: the head (whose transform gives FiveFine's mention vector) starts from random" in caplog.text
+    assert (
+        "has no MLM head: the head (whose transform gives FiveFine's mention vector) starts from random" in caplog.text
+    )
     assert model.config.label_phrases == ["city town"]
     assert (tmp_path / "out" / "model.safetensors").exists() and (tmp_path / "out" / "tokenizer.json").exists()
     assert isinstance(AutoModel.from_pretrained(tmp_path / "out"), BertForPhraseTypeTyping)
@@ -349,8 +357,9 @@ def test_corruption_never_touches_the_typing_slot_and_follows_the_reference_spli
     assert abs(masked - 0.8) < 0.03 and abs(unchanged - 0.18) < 0.03  # the rest, ~2%, random tokens
     again, _ = corrupt_for_mlm(input_ids, tiny_tokenizer, 0.3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(again, corrupted)  # seeded: reproducible
-    output = tiny_model(input_ids=corrupted, attention_mask=batch["attention_mask"], mention_positions=positions,
-                        mlm_labels=mlm_labels)
+    output = tiny_model(
+        input_ids=corrupted, attention_mask=batch["attention_mask"], mention_positions=positions, mlm_labels=mlm_labels
+    )
     assert output.mlm_loss > 0 and torch.isfinite(output.mlm_loss)
 
 

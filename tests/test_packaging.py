@@ -60,7 +60,11 @@ def test_non_python_files_are_package_data():
 
 
 def test_no_source_imports_the_top_level_mapped_names():
-    for path in [*ROOT.glob("modeling_entity_typing/*.py"), *ROOT.glob("configuration/*.py"), *ROOT.glob("pipelines/*.py")]:
+    for path in [
+        *ROOT.glob("modeling_entity_typing/*.py"),
+        *ROOT.glob("configuration/*.py"),
+        *ROOT.glob("pipelines/*.py"),
+    ]:
         text = path.read_text()
         for name in MAPPED:
             assert f"from {name} import" not in text and f"import {name}\n" not in text, path

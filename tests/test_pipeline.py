@@ -91,7 +91,9 @@ def test_batched_results_equal_single_results(typer):
         assert len(batched) == len(single)
         for one, other in zip(single, batched):
             assert [x["label"] for x in one["labels"]] == [x["label"] for x in other["labels"]]
-            assert [x["score"] for x in one["labels"]] == pytest.approx([x["score"] for x in other["labels"]], abs=1e-5)
+            assert [x["score"] for x in one["labels"]] == pytest.approx(
+                [x["score"] for x in other["labels"]], abs=1e-5
+            )
             assert {k: v for k, v in one.items() if k != "labels"} == {k: v for k, v in other.items() if k != "labels"}
 
 
@@ -141,10 +143,15 @@ def test_datasets_and_generators_stream(typer):
 
 
 def test_unicode_texts_work(typer):
-    for text, span in [("東京タワーは高い", (0, 2)), ("I ❤️ Paris 😀", "Paris"), ("Zoë and José", "Zoë"),
-                       ("e\u0301cole de Paris", (0, 6)), ("Ｐａｒｉｓ", (0, 5))]:
+    for text, span in [
+        ("東京タワーは高い", (0, 2)),
+        ("I ❤️ Paris 😀", "Paris"),
+        ("Zoë and José", "Zoë"),
+        ("e\u0301cole de Paris", (0, 6)),
+        ("Ｐａｒｉｓ", (0, 5)),
+    ]:
         result = typer(text, span=span)
-        assert result["labels"] and result["mention"] == (span if isinstance(span, str) else text[span[0]:span[1]])
+        assert result["labels"] and result["mention"] == (span if isinstance(span, str) else text[span[0] : span[1]])
 
 
 BAD_INPUTS = [

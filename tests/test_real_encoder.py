@@ -24,7 +24,16 @@ def test_real_encoder_build_train_save_reload(real_encoder_path, tmp_path):
     encoder = model.get_mention_encoder(tokenizer)
     encoded = encoder.encode_batch([(TEXT, 0, 10), (TEXT, 39, 47)])
     assert tokenizer.convert_ids_to_tokens(encoded[0].input_ids)[:10] == [
-        "[CLS]", "[", "mark", "twain", "]", "(", "type", ":", "[MASK]", ")"
+        "[CLS]",
+        "[",
+        "mark",
+        "twain",
+        "]",
+        "(",
+        "type",
+        ":",
+        "[MASK]",
+        ")",
     ]
     input_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(e.input_ids) for e in encoded], batch_first=True)
     attention_mask = (input_ids != tokenizer.pad_token_id).long()

@@ -12,8 +12,23 @@ def encoder(tiny_tokenizer):
 def test_template_reads_left_bracketed_mention_type_prompt_right(encoder, tiny_tokenizer):
     encoded = encoder.encode("Mark Twain wrote in Paris.", 0, 10)
     tokens = tiny_tokenizer.convert_ids_to_tokens(encoded.input_ids)
-    assert tokens == ["[CLS]", "[", "mark", "twain", "]", "(", "type", ":", "[MASK]", ")", "wrote", "in", "paris",
-                      ".", "[SEP]"]
+    assert tokens == [
+        "[CLS]",
+        "[",
+        "mark",
+        "twain",
+        "]",
+        "(",
+        "type",
+        ":",
+        "[MASK]",
+        ")",
+        "wrote",
+        "in",
+        "paris",
+        ".",
+        "[SEP]",
+    ]
     assert tokens[encoded.mention_position] == "[MASK]"
     assert not encoded.truncated
 
@@ -23,9 +38,15 @@ def test_neighbor_word_prompts_and_targets(encoder, tiny_tokenizer, prompt, word
     encoded = encoder.encode("The city Paris is big.", 9, 14, prompt=prompt)
     tokens = tiny_tokenizer.convert_ids_to_tokens(encoded.input_ids)
     assert tokens[encoded.mention_position - 3 : encoded.mention_position + 1] == ["(", word, ":", "[MASK]"]
-    assert tiny_tokenizer.convert_ids_to_tokens([encoded.left_neighbor_id, encoded.right_neighbor_id]) == ["city", "is"]
+    assert tiny_tokenizer.convert_ids_to_tokens([encoded.left_neighbor_id, encoded.right_neighbor_id]) == [
+        "city",
+        "is",
+    ]
     edge = encoder.encode("Paris", 0, 5, prompt=prompt)
-    assert (edge.left_neighbor_id, edge.right_neighbor_id) == (tiny_tokenizer.cls_token_id, tiny_tokenizer.sep_token_id)
+    assert (edge.left_neighbor_id, edge.right_neighbor_id) == (
+        tiny_tokenizer.cls_token_id,
+        tiny_tokenizer.sep_token_id,
+    )
 
 
 def test_text_spelling_special_tokens_does_not_create_them(encoder, tiny_tokenizer):

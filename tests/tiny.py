@@ -8,11 +8,10 @@ from transformers import BertTokenizer
 from modeling_entity_typing import BertForPhraseTypeTyping, FiveFineConfig
 
 
-WORDS = [
-    "[", "]", "(", ")", ":", ".", ",", "'", "type", "left", "right", "the", "a", "is", "in", "of", "and", "wrote",
-    "mark", "twain", "paris", "city", "person", "company", "town", "writer", "author", "sports", "team", "time",
-    "artist", "music", "location", "organization", "big", "nice", "東", "京",
-]
+WORDS = (
+    "[ ] ( ) : . , ' type left right the a is in of and wrote mark twain paris city person company town writer author "
+    "sports team time artist music location organization big nice 東 京"
+).split()
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB = SPECIALS + WORDS + list(string.ascii_lowercase) + ["##" + c for c in string.ascii_lowercase + string.digits]
 TINY_LABELS = ["person", "/location/city", "/organization/company", "/organization/sports_team", "time"]
