@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test lint bench clean
 
 # torch is installed first and pinned: a bare `torch` requirement on a machine without it pulls GBs of CUDA wheels.
 $(STAMP): setup.cfg pyproject.toml
@@ -27,9 +27,6 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-
-test-slow: $(STAMP)
-	$(OFFLINE) $(BIN)/pytest -m slow
 
 bench: $(STAMP)
 	mkdir -p benchmarks/results

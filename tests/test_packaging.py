@@ -76,3 +76,31 @@ def test_tests_directory_has_no_init():
 
 def test_version_is_exposed():
     assert modeling_entity_typing.__version__ == _setup_cfg()["metadata"]["version"]
+
+
+def test_non_editable_wheel_installs_and_maps_the_packages(tmp_path):
+    """`pip install .` path: build the wheel offline, install it to a fresh target, import from there."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, ROOT],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("modeling_entity_typing-*.whl")
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
+        check=True,
+        capture_output=True,
+    )
+    script = (
+        "import modeling_entity_typing.configuration as c, modeling_entity_typing.pipelines as p, sys\n"
+        "print(c.__file__); print(p.__file__); print('configuration' in sys.modules)\n"
+    )
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/", env=env
+    )
+    config_file, pipeline_file, leaked = result.stdout.split()
+    assert config_file.startswith(str(target)) and pipeline_file.startswith(str(target))
+    assert leaked == "False"
+    assert (target / "modeling_entity_typing" / "py.typed").exists()
