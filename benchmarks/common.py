@@ -71,6 +71,15 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
+def report(results: dict, output: Path | None) -> None:
+    """Print the results and, with `output`, write them there as JSON."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+
+
 def machine() -> dict[str, str | int]:
     return {
         "python": platform.python_version(),
