@@ -49,8 +49,10 @@ def decide(
         best_score = float(probabilities[best])
         result = [{"label": labels[best], "score": best_score}]
         for ancestor in label_ancestors(labels[best]):
-            index = labels.index(ancestor) if ancestor in labels else None  # few ancestors: no per-call label index
-            result.append({"label": ancestor, "score": best_score if index is None else float(probabilities[index])})
+            score = best_score
+            if ancestor in labels:  # a scan per ancestor (at most a few) beats indexing all labels per call
+                score = float(probabilities[labels.index(ancestor)])
+            result.append({"label": ancestor, "score": score})
         result.sort(key=lambda item: -item["score"])
         return result[:top_k]
     raise ValueError(f"`decision` must be 'threshold' or 'argmax_with_ancestors', got {decision!r}.")

@@ -66,11 +66,9 @@ class PromptTemplateEncoder:
                 raise ValueError(f"The tokenizer has no `{name[:-3]}`; FiveFine needs a BERT-style tokenizer.")
         self.tokenizer = tokenizer
         self.max_length = config.max_seq_length
-        self.cls_id, self.sep_id, self.mask_id = (
-            tokenizer.cls_token_id,
-            tokenizer.sep_token_id,
-            tokenizer.mask_token_id,
-        )
+        self.cls_id = tokenizer.cls_token_id
+        self.sep_id = tokenizer.sep_token_id
+        self.mask_id = tokenizer.mask_token_id
         self.open_ids = self._tokenize([config.mention_open])[0]
         prompts = [config.type_prompt, config.left_word_prompt, config.right_word_prompt]
         prompt_ids = tokenizer(
@@ -102,12 +100,12 @@ class PromptTemplateEncoder:
 
     def encode_batch(self, mentions: Sequence[tuple[str, int, int]], prompt: str = "type") -> list[EncodedMention]:
         """`encode` for many mentions with one tokenizer call."""
+        if prompt not in PROMPTS:
+            raise ValueError(f"`prompt` must be one of {PROMPTS}, got {prompt!r}.")
         pieces = []
         for text, start, end in mentions:
             pieces.extend((text[:start], text[start:end], text[end:]))
         token_ids = self._tokenize(pieces)
-        if prompt not in PROMPTS:
-            raise ValueError(f"`prompt` must be one of {PROMPTS}, got {prompt!r}.")
         encoded = []
         for index, (text, start, end) in enumerate(mentions):
             left, mention, right = token_ids[3 * index : 3 * index + 3]
