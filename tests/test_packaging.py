@@ -95,12 +95,15 @@ def test_non_editable_wheel_installs_and_maps_the_packages(tmp_path):
     script = (
         "import modeling_entity_typing.configuration as c, modeling_entity_typing.pipelines as p, sys\n"
         "print(c.__file__); print(p.__file__); print('configuration' in sys.modules)\n"
+        "from modeling_entity_typing.scoring import load_typing_metric\n"  # the metric script ships as package data
+        "print(load_typing_metric().compute(predictions=[['a']], references=[['a', 'b']])['macro_recall'])\n"
     )
-    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/", env=env
     )
-    config_file, pipeline_file, leaked = result.stdout.split()
+    config_file, pipeline_file, leaked, metric_recall = result.stdout.split()
+    assert metric_recall == "0.5"
     assert config_file.startswith(str(target)) and pipeline_file.startswith(str(target))
     assert leaked == "False"
     assert (target / "modeling_entity_typing" / "py.typed").exists()

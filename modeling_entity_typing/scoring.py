@@ -1,0 +1,83 @@
+"""Entity-typing metrics as pure functions: strict accuracy, loose macro and loose micro P/R/F1.
+
+Definitions follow the code that produced FiveFine's numbers (FIVEFINE.md §5.1; Ling & Weld 2012):
+
+* strict accuracy: share of mentions whose predicted set equals the gold set;
+* loose macro: P = mean over mentions *with a prediction* of |pred ∩ gold| / |pred|, R = mean over mentions *with
+  gold labels* of |pred ∩ gold| / |gold|, F1 = 2PR / (P + R) (P and R are averaged separately, so this is not
+  scikit-learn's `average="samples"`);
+* loose micro: P = Σ|pred ∩ gold| / Σ|pred|, R = Σ|pred ∩ gold| / Σ|gold| (scikit-learn's micro average).
+
+With `hierarchical=True` both sides are first closed under `/`-path ancestors, as for FET benchmarks.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .decision import label_ancestors
+
+
+def with_ancestors(labels: Sequence[str]) -> set[str]:
+    """The labels plus all their `/`-path ancestors."""
+    return {ancestor for label in labels for ancestor in (label, *label_ancestors(label))}
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def loose_macro(predictions: Sequence[set[str]], references: Sequence[set[str]]) -> tuple[float, float, float]:
+    """Loose macro (P, R, F1) over mentions, as defined in the module docstring."""
+    precisions = [len(pred & gold) / len(pred) for pred, gold in zip(predictions, references) if pred]
+    recalls = [len(pred & gold) / len(gold) for pred, gold in zip(predictions, references) if gold]
+    precision = float(np.mean(precisions)) if precisions else 0.0
+    recall = float(np.mean(recalls)) if recalls else 0.0
+    return precision, recall, _f1(precision, recall)
+
+
+def typing_scores(
+    predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]], hierarchical: bool = False
+) -> dict[str, float]:
+    """All metrics for parallel lists of predicted and gold label lists; values in [0, 1]."""
+    if len(predictions) != len(references):
+        raise ValueError(f"Got {len(predictions)} predictions for {len(references)} references; they must pair up.")
+    if not references:
+        raise ValueError("No mentions to score.")
+    # Imported here: scikit-learn takes a second to import, and `import modeling_entity_typing` should not pay it.
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    expand = with_ancestors if hierarchical else set
+    predicted = [expand(labels) for labels in predictions]
+    gold = [expand(labels) for labels in references]
+    binarizer = MultiLabelBinarizer(sparse_output=True).fit(predicted + gold)
+    predicted_matrix, gold_matrix = binarizer.transform(predicted), binarizer.transform(gold)
+    micro_p, micro_r, micro_f1, _ = precision_recall_fscore_support(
+        gold_matrix, predicted_matrix, average="micro", zero_division=0
+    )
+    macro_p, macro_r, macro_f1 = loose_macro(predicted, gold)
+    return {
+        "strict_accuracy": float(accuracy_score(gold_matrix, predicted_matrix)),
+        "macro_precision": macro_p,
+        "macro_recall": macro_r,
+        "macro_f1": macro_f1,
+        "micro_precision": float(micro_p),
+        "micro_recall": float(micro_r),
+        "micro_f1": float(micro_f1),
+        "num_mentions": len(gold),
+    }
+
+
+METRIC_PATH = Path(__file__).parent / "metrics" / "entity_typing"
+
+
+def load_typing_metric(**kwargs):
+    """The `evaluate` module of these metrics, loaded from the installed package (no Hub access)."""
+    import evaluate
+
+    return evaluate.load(str(METRIC_PATH), **kwargs)
+
+
+__all__ = ["METRIC_PATH", "load_typing_metric", "loose_macro", "typing_scores", "with_ancestors"]

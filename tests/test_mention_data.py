@@ -1,0 +1,187 @@
+"""Readers of every benchmark format, on slices of the real files in ../shared/data and on broken input."""
+
+import gzip
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from modeling_entity_typing.mention_data import (
+    MentionDataError,
+    detect_format,
+    few_nerd_label,
+    iter_mentions,
+    load_mentions,
+    restrict_to_labels,
+)
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def head(source: Path, target: Path, lines: int) -> Path:
+    """The first `lines` lines of a real data file, copied into the test's temporary directory."""
+    opener = gzip.open if source.suffix == ".gz" else open
+    with opener(source, "rt", encoding="utf-8") as handle:
+        target.write_text("".join(itertools.islice(handle, lines)), encoding="utf-8")
+    return target
+
+
+def mention(record: dict) -> str:
+    return record["text"][record["start"] : record["end"]]
+
+
+def test_ufet_slice(tmp_path):
+    path = head(DATA / "ufet" / "train.json", tmp_path / "ufet.json", 5)
+    records = load_mentions(path)
+    assert detect_format(path) == "ufet" and len(records) == 5
+    first = json.loads(path.read_text().splitlines()[0])
+    assert mention(records[0]) == first["mention_span"] == "Web users"
+    assert records[0]["labels"] == first["y_str"]
+    assert records[0]["text"].startswith(" ".join(first["left_context_token"]) + " Web users to locate")
+
+
+def test_ali_slice_reads_right_context_from_tokens_by_default(tmp_path):
+    source = DATA / "fivefine" / "alifet" / "ontonotes" / "onto_train_fewshot5_0.json"
+    path = head(source, tmp_path / "onto.json", 3)
+    raw = json.loads(path.read_text().splitlines()[1])  # the record SOURCE.md shows with the copied right context
+    fixed, buggy = load_mentions(path)[1], load_mentions(path, right_context="text")[1]
+    assert mention(fixed) == raw["word"] and fixed["labels"] == raw["y_category"]
+    assert fixed["text"].endswith(raw["word"] + " " + " ".join(raw["right_context"]))
+    assert buggy["text"].endswith(raw["word"] + " " + raw["right_context_text"])
+    assert fixed["text"] != buggy["text"]
+
+
+def test_afet_slice_gives_one_record_per_mention(tmp_path):
+    path = head(DATA / "ontonotes" / "fgec-afet" / "test.json", tmp_path / "afet.json", 2)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    records = load_mentions(path)
+    assert len(records) == sum(len(line["mentions"]) for line in lines)
+    first = lines[0]["mentions"][0]
+    assert mention(records[0]) == " ".join(lines[0]["tokens"][first["start"] : first["end"]]) == "Valley Federal"
+    assert records[0]["labels"] == first["labels"]
+
+
+def test_gzipped_afet_streams(tmp_path):
+    records = list(itertools.islice(iter_mentions(DATA / "bbn" / "oset-afet" / "test.json.gz", "afet"), 3))
+    assert mention(records[0]) == "Pierre Vinken" and records[0]["labels"] == ["/PERSON"]
+
+
+def test_tsv_slice(tmp_path):
+    path = head(DATA / "ontonotes" / "prompt-typing" / "test.txt", tmp_path / "test.txt", 4)
+    records = load_mentions(path)
+    assert detect_format(path) == "tsv"
+    assert mention(records[1]) == "Valley Federal" and records[1]["labels"] == ["/organization/company"]
+
+
+def test_few_nerd_bio_slice(tmp_path):
+    path = head(DATA / "few_nerd" / "structshot-inter-test" / "big_test.txt.gz", tmp_path / "bio.txt", 40)
+    records = load_mentions(path, "bio")
+    assert [mention(records[i]) for i in range(3)] == [
+        "Commonwealth Games",
+        "Goodwill Games",
+        "San Diego Harbor Police Department",
+    ]
+    assert records[0]["labels"] == ["/event/sportsevent"]
+    assert records[2]["labels"] == ["/organization/government_governmentagency"]
+
+
+def test_few_nerd_labels_match_fivefine_vocabulary():
+    vocabulary = set((DATA / "fivefine" / "alifet" / "fewnerd" / "fewnerd_type_vocab.txt").read_text().split())
+    official = [line for line in (DATA / "few_nerd" / "thunlp" / "labels.txt").read_text().split() if line != "O"]
+    assert {few_nerd_label(tag) for tag in official} == vocabulary
+
+
+def test_io_tags_and_adjacent_mentions(tmp_path):
+    path = tmp_path / "io.txt"
+    path.write_text("Ann\tperson-actor\nLee\tperson-actor\nmet\tO\nBo\tB-person_athlete\nCy\tB-person_athlete\n\n")
+    records = load_mentions(path, "bio")
+    assert [mention(r) for r in records] == ["Ann Lee", "Bo", "Cy"]
+    assert records[0]["labels"] == ["/person/actor"]
+
+
+def test_own_format_and_extra_labels(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text(
+        json.dumps(
+            {"text": "Ada Lovelace wrote", "start": 0, "end": 12, "labels": ["person"], "extra_labels": ["writer"]}
+        )
+        + "\n\n"
+    )
+    record = load_mentions(path)[0]
+    assert mention(record) == "Ada Lovelace" and record["extra_labels"] == ["writer"] and record["id"] == "1"
+
+
+def test_streaming_equals_in_memory(tmp_path):
+    path = head(DATA / "ufet" / "dev.json", tmp_path / "dev.json", 20)
+    assert list(load_mentions(path, streaming=True)) == load_mentions(path).to_list()
+
+
+@pytest.mark.parametrize(
+    "content, fmt, message",
+    [
+        (
+            '{"text": "a b", "start": 0, "end": 1, "labels": ["x"]}\n{"text": "a b", "start": 0\n',
+            "mentions",
+            r"bad\.jsonl:2: not valid JSON",
+        ),
+        ('{"text": "a b", "start": 2, "end": 9, "labels": ["x"]}\n', "mentions", r":1: span \(2, 9\) is not inside"),
+        ('{"text": "a b", "start": 0, "end": 1, "labels": "x"}\n', "mentions", r":1: 'labels' must be list"),
+        ('{"text": "a b", "start": 0, "end": 1}\n', "mentions", r":1: missing key 'labels'"),
+        (
+            '{"mention_span": "x", "y_str": ["a"]}\n{"mention_span": "", "y_str": ["a"]}\n',
+            "ufet",
+            r":2: 'mention_span' is blank",
+        ),
+        (
+            '{"tokens": ["a"], "mentions": [{"start": 0, "end": 3, "labels": ["x"]}]}\n',
+            "afet",
+            r":1 \(mention 0\): token span \(0, 3\) is outside",
+        ),
+        ("0\t1\tA b\t/x\n0\tone\tA b\t/x\n", "tsv", r":2: start and end must be integers"),
+        ("0\t1\tA b\n", "tsv", r":1: expected 4 tab-separated fields"),
+        ("A\tB-x\nb c d\n", "bio", r":2: expected 'token<TAB>tag'"),
+        ("[1, 2]\n", "mentions", r":1: expected a JSON object"),
+    ],
+)
+def test_broken_input_names_file_and_line(tmp_path, content, fmt, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(MentionDataError, match=message):
+        load_mentions(path, fmt)
+
+
+def test_unknown_format_and_missing_file(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("just some words here\n")
+    with pytest.raises(MentionDataError, match="cannot tell the format"):
+        load_mentions(path)
+    with pytest.raises(ValueError, match="Unknown data format 'xml'"):
+        load_mentions(path, "xml")
+    with pytest.raises(FileNotFoundError, match="No data file"):
+        load_mentions(tmp_path / "missing.json", "ufet")
+
+
+def test_restrict_to_labels_counts_everything_it_removes(tmp_path, caplog):
+    path = tmp_path / "m.jsonl"
+    rows = [("a", ["/person", "/person/x"]), ("b", ["/zoo"]), ("c", ["/person", "/zoo", "/zoo"])]
+    path.write_text(
+        "".join(json.dumps({"text": t, "start": 0, "end": 1, "labels": labels}) + "\n" for t, labels in rows)
+    )
+    restricted, report = restrict_to_labels(load_mentions(path), ["/person", "/person/x"], "train")
+    assert restricted["labels"] == [["/person", "/person/x"], ["/person"]]
+    assert restricted["text"] == ["a", "c"]
+    assert report.records == 3 and report.records_dropped == 1 and report.labels_dropped == {"/zoo": 3}
+    assert "3 labels outside the label set were removed (/zoo x3); 1 of 3 records" in caplog.text
+
+
+def test_streaming_reads_lazily(tmp_path):
+    """A streamed file is read as it is consumed: a broken line far down is only met when reached."""
+    path = tmp_path / "weak.jsonl"
+    good = json.dumps({"text": "Ada wrote", "start": 0, "end": 3, "labels": ["person"]}) + "\n"
+    path.write_text(good * 5 + "{broken\n")
+    stream = iter(load_mentions(path, "mentions", streaming=True))
+    assert [mention(next(stream)) for _ in range(5)] == ["Ada"] * 5
+    with pytest.raises(MentionDataError, match=r"weak.jsonl:6: not valid JSON"):
+        next(stream)
