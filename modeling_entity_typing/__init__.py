@@ -10,10 +10,14 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .configuration import FiveFineConfig
 from .data import corrupt_for_mlm
 from .decision import decide, label_ancestors
+from .label_phrases import label_phrases_for, read_label_phrases
 from .label_sets import LabelSet, default_label_phrase
+from .mention_data import MentionDataError, load_mentions
 from .modeling_fivefine import BertForPhraseTypeTyping
 from .modeling_outputs import EntityTypingOutput
 from .pipelines import EntityTypingPipeline
+from .sampling import sample_k_shot
+from .scoring import load_typing_metric, typing_scores
 from .templates import EncodedMention, PromptTemplateEncoder
 
 
@@ -30,9 +34,16 @@ __all__ = [
     "EntityTypingPipeline",
     "FiveFineConfig",
     "LabelSet",
+    "MentionDataError",
     "PromptTemplateEncoder",
     "corrupt_for_mlm",
     "decide",
     "default_label_phrase",
     "label_ancestors",
+    "label_phrases_for",
+    "load_mentions",
+    "load_typing_metric",
+    "read_label_phrases",
+    "sample_k_shot",
+    "typing_scores",
 ]

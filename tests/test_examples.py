@@ -1,0 +1,288 @@
+"""The training scripts end to end, in-process, on a tiny model: outputs, resume, two processes, bad arguments."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+from tiny import FET_ROWS, make_tiny_model, write_mentions
+from transformers import AutoModel
+
+from modeling_entity_typing.training import check_world_size, launch_command_num_processes
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+finetune_fet = load_script("finetune_fet")
+pretrain_ufet = load_script("pretrain_ufet")
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps process-wide singletons; each script run must start from a clean state."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tiny_tokenizer):
+    """A tiny FiveFine model without dropout (so runs can be compared exactly), saved with its tokenizer."""
+    path = tmp_path_factory.mktemp("tiny-fivefine")
+    model = make_tiny_model(
+        tiny_tokenizer, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, type_attention_dropout=0.0
+    )
+    model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fet_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fet")
+    return {
+        split: write_mentions(folder / f"{split}.jsonl", rows)
+        for split, rows in (("train", FET_ROWS), ("dev", FET_ROWS[::2]), ("test", FET_ROWS[1::2]))
+    }
+
+
+def fet_args(checkpoint, files, output_dir, *extra):
+    return [
+        "--model_name_or_path", checkpoint, "--train_file", files["train"], "--validation_file", files["dev"],
+        "--test_file", files["test"], "--output_dir", str(output_dir), "--k_shot", "0",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--learning_rate", "1e-3",
+        "--max_steps", "8", "--eval_steps", "2", "--min_steps", "0", "--patience", "100", *extra,
+    ]  # fmt: skip
+
+
+def test_finetune_end_to_end(tiny_checkpoint, fet_files, tmp_path):
+    summary = finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path, "--single_path_train"))
+    saved = json.loads((tmp_path / "all_results.json").read_text())
+    assert saved["best_step"] == summary["best_step"] and summary["steps"] == 8
+    assert [entry["step"] for entry in saved["history"]] == [2, 4, 6, 8]
+    assert saved["num_types"] == 4 and saved["train_examples"] == 16 and saved["test_num_mentions"] == 8
+    assert 0.0 <= saved["test_macro_f1"] <= 1.0
+    best = max(saved["history"], key=lambda entry: (entry["macro_f1"], entry["strict_accuracy"]))
+    assert saved["dev_macro_f1"] == pytest.approx(best["macro_f1"])  # the best dev model is the one saved
+    model = AutoModel.from_pretrained(tmp_path)
+    assert sorted(model.config.label2id) == ["/location/city", "/organization/company", "/organization/sports_team",
+                                             "/person/author"]  # fmt: skip
+    assert model.config.decision == "argmax_with_ancestors"
+    assert (tmp_path / "tokenizer_config.json").is_file() and (tmp_path / "model.safetensors").is_file()
+
+
+def test_finetune_k_shot_and_label_files(tiny_checkpoint, fet_files, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("/person\n/person/author\n/location\n/location/city\n/organization\n/organization/company\n")
+    phrases = tmp_path / "phrases.tsv"
+    phrases.write_text("/person/author\twriter author\n")
+    summary = finetune_fet.main(
+        fet_args(
+            tiny_checkpoint,
+            fet_files,
+            tmp_path / "out",
+            "--k_shot",
+            "2",
+            "--labels_file",
+            str(labels),
+            "--label_phrases_file",
+            str(phrases),
+            "--max_steps",
+            "2",
+        )  # fmt: skip
+    )
+    # 2 per type over the 3 types of the label set; sports-team mentions lose their fine label, keep /organization.
+    assert summary["train_examples"] == 8 and summary["num_types"] == 6
+    config = AutoModel.from_pretrained(tmp_path / "out").config
+    assert config.label_phrases[config.label2id["/person/author"]] == "writer author"
+
+
+def test_resumed_run_equals_uninterrupted(tiny_checkpoint, fet_files, tmp_path):
+    straight = finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path / "straight"))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    interrupted = tmp_path / "interrupted"
+    finetune_fet.main(
+        fet_args(tiny_checkpoint, fet_files, interrupted, "--max_steps", "6", "--checkpointing_steps", "3")
+    )
+    assert sorted(path.name for path in (interrupted / "checkpoints").iterdir()) == ["checkpoint_0", "checkpoint_1"]
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    # Resume from the step-3 checkpoint (mid-epoch: 4 batches per epoch) and run to the end.
+    resumed = finetune_fet.main(
+        fet_args(
+            tiny_checkpoint,
+            fet_files,
+            interrupted,
+            "--resume_from_checkpoint",
+            str(interrupted / "checkpoints" / "checkpoint_0"),
+        )  # fmt: skip
+    )
+    assert resumed["history"] == straight["history"]
+    assert resumed["best_step"] == straight["best_step"]
+    straight_weights = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed_weights = load_file(interrupted / "model.safetensors")
+    for name, tensor in straight_weights.items():
+        torch.testing.assert_close(resumed_weights[name], tensor, msg=name)
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(tiny_checkpoint, fet_files, tmp_path):
+    """The documented multi-CPU recipe (2 x batch 2, gloo DDP) against one process with batch 4."""
+    one = finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path / "one"))
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+               str(EXAMPLES / "finetune_fet.py"),
+               *fet_args(tiny_checkpoint, fet_files, tmp_path / "two", "--per_device_train_batch_size", "2"),
+               ]  # fmt: skip
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "all_results.json").read_text())
+    assert two["num_processes"] == 2 and one["num_processes"] == 1
+    assert two["global_batch_size"] == one["global_batch_size"] == 4
+    assert two["test_num_mentions"] == 8  # every test mention once, none duplicated by uneven sharding
+    for ours, theirs in zip(one["history"], two["history"], strict=True):
+        for key in ("macro_f1", "micro_f1", "strict_accuracy"):
+            assert theirs[key] == pytest.approx(ours[key], abs=1e-6)
+        assert theirs["train_loss"] == pytest.approx(ours["train_loss"], rel=1e-4)
+    assert two["test_macro_f1"] == pytest.approx(one["test_macro_f1"], abs=1e-6)
+    one_weights = load_file(tmp_path / "one" / "model.safetensors")
+    two_weights = load_file(tmp_path / "two" / "model.safetensors")
+    # The attention key bias shifts every score of a row equally, so softmax makes its gradient zero up to rounding;
+    # Adam turns that rounding noise into full-size steps, so it alone differs between any two summation orders.
+    for name, tensor in one_weights.items():
+        if name != "type_encoder.key.bias":
+            torch.testing.assert_close(two_weights[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_pretrain_ufet_with_mlm_and_nwp(tiny_checkpoint, tmp_path):
+    rows = [
+        (text, mention, [label.split("/")[-1] for label in labels] + ["entity"]) for text, mention, labels in FET_ROWS
+    ]
+    rows[0] = (rows[0][0], rows[0][1], ["unknown type"])  # outside the vocabulary: counted, then skipped
+    train = write_mentions(tmp_path / "train.jsonl", rows)
+    dev = write_mentions(tmp_path / "dev.jsonl", rows[1::2])
+    types = tmp_path / "types.txt"
+    types.write_text("entity\nperson\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\n")
+    args = [
+        "--model_name_or_path", tiny_checkpoint, "--train_file", train, "--validation_file", dev,
+        "--test_file", dev, "--types_file", str(types), "--output_dir", str(tmp_path / "out"),
+        "--per_device_train_batch_size", "4", "--max_steps", "4", "--eval_steps", "2", "--nwp_interval", "2",
+        "--learning_rate", "1e-3",
+    ]  # fmt: skip
+    summary = pretrain_ufet.main(args)
+    assert summary["train_examples"] == 15 and summary["skipped_train_records"] == 1
+    assert summary["num_types"] == 8 and len(summary["history"]) == 2
+    assert all(entry["train_loss"] > 0 for entry in summary["history"])
+    model = AutoModel.from_pretrained(tmp_path / "out")
+    assert model.config.num_labels == 8 and model.nwp_head is not None
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    streamed = pretrain_ufet.main([*args[:-2], "--streaming", "--output_dir", str(tmp_path / "streamed"),
+                                   "--learning_rate", "1e-3"])  # fmt: skip
+    assert streamed["skipped_train_records"] == 1 and streamed["steps"] == 4
+
+
+def test_mlm_and_nwp_terms_reach_the_loss(tiny_checkpoint, tmp_path, monkeypatch):
+    """The pretraining objective carries MLM on every step and NWP on every `nwp_interval`-th step only."""
+    seen = []
+    original = pretrain_ufet.train_with_selection
+
+    def spy(accelerator, model, optimizer, dataloader, evaluate, args, lr_scheduler=None, prepare_batch=None, **kw):
+        for step, batch in zip(range(3), dataloader):
+            prepared = prepare_batch(dict(batch), step)
+            output = model(**{k: v for k, v in prepared.items() if k != "index"})
+            seen.append((step, output.mlm_loss is not None, output.nwp_loss is not None))
+        return original(accelerator, model, optimizer, dataloader, evaluate, args, lr_scheduler, prepare_batch, **kw)
+
+    monkeypatch.setattr(pretrain_ufet, "train_with_selection", spy)
+    rows = [(text, mention, ["entity"]) for text, mention, _ in FET_ROWS]
+    train = write_mentions(tmp_path / "train.jsonl", rows)
+    types = tmp_path / "types.txt"
+    types.write_text("entity\nperson\n")
+    pretrain_ufet.main([
+        "--model_name_or_path", tiny_checkpoint, "--train_file", train, "--validation_file", train,
+        "--types_file", str(types), "--output_dir", str(tmp_path / "out"), "--per_device_train_batch_size", "4",
+        "--max_steps", "1", "--nwp_interval", "2",
+    ])  # fmt: skip
+    assert seen == [(0, True, True), (1, True, False), (2, True, True)]
+
+
+@pytest.mark.parametrize(
+    "extra, error, message",
+    [
+        (["--k_shot", "-1"], ValueError, "--k_shot must be >= 0"),
+        (["--max_steps", "0"], ValueError, "--max_steps must be at least 1"),
+        (["--lr_scheduler_type", "fancy"], ValueError, "--lr_scheduler_type must be one of"),
+        (["--phrase_table", "figer"], ValueError, "--phrase_table must be one of"),
+        (["--labels_file", "/nonexistent/labels.txt"], FileNotFoundError, "--labels_file: no file"),
+        (["--decision", "vote"], ValueError, "--decision must be one of"),
+    ],
+)
+def test_bad_arguments_fail_with_a_fix(tiny_checkpoint, fet_files, tmp_path, extra, error, message):
+    with pytest.raises(error, match=message):
+        finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path, *extra))
+
+
+def test_world_size_mismatch_fails_loudly(monkeypatch):
+    accelerator = Accelerator(cpu=True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="started 2 processes .* accelerate runs 1"):
+        check_world_size(accelerator)
+
+
+def test_launch_command_parsing():
+    python = sys.executable
+    assert launch_command_num_processes([python, "/x/bin/accelerate", "launch", "--cpu", "--num_processes", "2"]) == 2
+    assert launch_command_num_processes(["/x/bin/accelerate", "launch", "--num_processes=3", "s.py"]) == 3
+    assert launch_command_num_processes(["/x/bin/accelerate", "launch", "s.py"]) is None
+    assert launch_command_num_processes([python, "train.py", "--num_processes", "2"]) is None
+
+
+@pytest.mark.slow
+def test_accelerate_launch_cpu_with_two_processes_is_refused(tiny_checkpoint, fet_files, tmp_path):
+    """`accelerate launch --cpu --num_processes 2` starts one process; the script must say so, not train alone."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--cpu", "--num_processes", "2", str(EXAMPLES / "finetune_fet.py"),
+               *fet_args(tiny_checkpoint, fet_files, tmp_path, "--max_steps", "1")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode != 0
+    assert "was asked for 2 processes but started 1" in result.stderr
+
+
+@pytest.mark.slow
+def test_pretrain_on_two_processes(tiny_checkpoint, tmp_path):
+    """MLM on every step, NWP on every other one: DDP must accept the NWP head idling on some steps."""
+    rows = [(text, mention, ["entity"]) for text, mention, _ in FET_ROWS]
+    train = write_mentions(tmp_path / "train.jsonl", rows)
+    types = tmp_path / "types.txt"
+    types.write_text("entity\nperson\n")
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29518",
+               str(EXAMPLES / "pretrain_ufet.py"), "--model_name_or_path", tiny_checkpoint, "--train_file", train,
+               "--validation_file", train, "--types_file", str(types), "--output_dir", str(tmp_path / "out"),
+               "--per_device_train_batch_size", "2", "--max_steps", "4", "--eval_steps", "2", "--nwp_interval", "2",
+               ]  # fmt: skip
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "all_results.json").read_text())["num_processes"] == 2
