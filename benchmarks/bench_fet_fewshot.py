@@ -42,6 +42,8 @@ def split_command(args, split: int, output_dir: Path) -> list[str]:
     if args.method == "direct":
         return [sys.executable, str(ROOT / "benchmarks" / "bert_direct_fet.py"), *data, *model, *SCHEDULE]
     fivefine = ["--k_shot", "0", "--phrase_table", "ontonotes", "--right_context", args.right_context]
+    if args.single_path_train:
+        fivefine.append("--single_path_train")
     return [sys.executable, str(ROOT / "examples" / "finetune_fet.py"), *data, *fivefine, *model, *SCHEDULE]
 
 
@@ -52,12 +54,16 @@ def main() -> None:
     parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--seed", type=int, default=7771)
     parser.add_argument("--right_context", choices=["tokens", "text"], default="tokens")
+    parser.add_argument(
+        "--single_path_train", action="store_true", help="Train on finest labels only (FiveFine: BBN)."
+    )
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--runs_dir", default=str(ROOT / "outputs" / "bench"))
     parser.add_argument("--output", required=True, help="JSON file for the aggregate.")
     args = parser.parse_args()
 
     name = f"onto5-{args.method}-{Path(args.model_name_or_path).name if args.model_name_or_path else 'minilm'}"
+    name += "-single" if args.single_path_train else ""
     runs = []
     for split in args.splits:
         output_dir = Path(args.runs_dir) / f"{name}-split{split}"
@@ -76,7 +82,8 @@ def main() -> None:
         for key, label in METRICS.items()
     }
     report = {"method": args.method, "model": args.model_name_or_path or "all-MiniLM-L6-v2",
-              "right_context": args.right_context, "schedule": SCHEDULE, "aggregate": aggregate, "runs": runs,
+              "right_context": args.right_context,
+              "single_path_train": args.single_path_train, "schedule": SCHEDULE, "aggregate": aggregate, "runs": runs,
               "machine": machine()}  # fmt: skip
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2))

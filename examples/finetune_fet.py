@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
     accelerator.unwrap_model(model).config.decision = args.decision
     save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
     if accelerator.is_main_process:
-        print(f"\nBest dev step {state.best_step} of {state.step} (scores in %, FET rule: argmax + ancestors)")
+        print(f"\nBest dev step {state.best_step} of {state.step}; scores in % under the {args.decision!r} rule")
         print(format_table(results))
         if args.show_examples:
             show_examples(accelerator.unwrap_model(model), tokenizer)
