@@ -45,9 +45,8 @@ bench-train: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method fivefine \
 		--model_name_or_path outputs/bench/ufet-crowd-seed1 --output benchmarks/results/onto_fivefine_ufet.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method fivefine --output benchmarks/results/onto_fivefine_plain.json
-	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method fivefine --single_path_train \
-		--output benchmarks/results/onto_fivefine_plain_single.json
-	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method direct --output benchmarks/results/onto_direct.json
+	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method direct --splits 0 1 2 \
+		--output benchmarks/results/onto_direct.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_training_throughput.py --output benchmarks/results/training_throughput.json
 
 clean:
