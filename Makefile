@@ -38,7 +38,7 @@ bench: $(STAMP)
 UFET := ../shared/data/ufet
 bench-train: $(STAMP)
 	mkdir -p benchmarks/results
-	for seed in 1; do $(OFFLINE) $(BIN)/python examples/pretrain_ufet.py --train_file $(UFET)/train.json \
+	for seed in 1 2; do $(OFFLINE) $(BIN)/python examples/pretrain_ufet.py --train_file $(UFET)/train.json \
 		--validation_file $(UFET)/dev.json --test_file $(UFET)/test.json --types_file $(UFET)/types.txt \
 		--output_dir outputs/bench/ufet-crowd-seed$$seed --seed $$seed --max_steps 250 --eval_steps 50 \
 		--learning_rate 1e-4 || exit 1; done
