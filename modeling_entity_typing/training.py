@@ -266,7 +266,8 @@ class DataCollatorForEntityTyping:
         for row, feature in enumerate(features):
             labels[row, feature["label_ids"]] = 1.0
             if weights is not None:
-                extra = [index for index in feature["extra_label_ids"] if index not in set(feature["label_ids"])]
+                original = set(feature["label_ids"])
+                extra = [index for index in feature["extra_label_ids"] if index not in original]
                 labels[row, extra] = 1.0
                 weights[row, extra] = self.extra_label_weight
                 weights[row, feature["label_ids"]] = self.original_label_weight
@@ -343,9 +344,15 @@ def predict_labels(
     rows: list[tuple[int, list[str]]] = []
     for batch in tqdm(dataloader, desc="predict", disable=not (show_progress and accelerator.is_local_main_process)):
         index = batch.pop("index")
-        for key in ("labels", "label_weights", "nwp_input_ids", "nwp_attention_mask", "nwp_mention_positions"):
+        for key in (
+            "labels",
+            "label_weights",
+            "nwp_input_ids",
+            "nwp_attention_mask",
+            "nwp_mention_positions",
+            "nwp_labels",
+        ):
             batch.pop(key, None)
-        batch.pop("nwp_labels", None)
         probabilities = model(**batch).logits.float().sigmoid().cpu()
         predicted = [[item["label"] for item in decide(row, labels, decision, threshold)] for row in probabilities]
         rows.extend(zip(index.tolist(), predicted))
@@ -398,7 +405,7 @@ def _latest_checkpoint(output_dir: str) -> str:
     return str(candidates[-1])
 
 
-def _resume(accelerator: Accelerator, model, checkpoint: str, output_dir: str):
+def _resume(accelerator: Accelerator, checkpoint: str, output_dir: str):
     path = _latest_checkpoint(output_dir) if checkpoint == "latest" else checkpoint
     state_file = Path(path) / STATE_FILE
     if not state_file.is_file():
@@ -445,7 +452,7 @@ def train_with_selection(
     """
     state, best_weights = TrainingState(), None
     if args.resume_from_checkpoint:
-        state, best_weights = _resume(accelerator, model, args.resume_from_checkpoint, args.output_dir)
+        state, best_weights = _resume(accelerator, args.resume_from_checkpoint, args.output_dir)
     progress = tqdm(
         total=args.max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process
     )
