@@ -290,7 +290,17 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"dev": evaluate_on(dev_dataloader, dev_gold)}
     if test_dataloader is not None:
         results["test"] = evaluate_on(test_dataloader, test["labels"])
-    summary = summarize(results, state, accelerator, train_args, train_examples=len(train), num_types=len(labels))
+    summary = summarize(
+        results,
+        state,
+        accelerator,
+        train_args,
+        model_type=accelerator.unwrap_model(model).config.model_type,
+        k_shot=args.k_shot or None,
+        sample_seed=args.sample_seed if args.k_shot else None,
+        train_examples=len(train),
+        num_types=len(labels),
+    )
     accelerator.unwrap_model(model).config.decision = args.decision
     save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
     if accelerator.is_main_process:

@@ -312,8 +312,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         sequence_output = encoder_outputs.last_hidden_state
         if mention_positions is None:
             mention_positions = first_token_positions(input_ids, self._mask_token_id(), "mask")
-        # Paper Eq. 1: h_x = LayerNorm(GELU(W h*_x)), the pretrained MLM transform at the typing slot.
-        mention_embeddings = self.cls.predictions.transform(gather_positions(sequence_output, mention_positions))
+        mention_embeddings = self._mention_vectors(sequence_output, mention_positions)
         logits = dot_product_scores(mention_embeddings, self.type_embeddings(type_phrase_ids, type_phrase_mask))
 
         type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
@@ -336,6 +335,23 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             hidden_states=encoder_outputs.hidden_states,
             attentions=encoder_outputs.attentions,
         )
+
+    def _mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
+        # Paper Eq. 1: h_x = LayerNorm(GELU(W h*_x)), the pretrained MLM transform at the typing slot.
+        return self.cls.predictions.transform(gather_positions(sequence_output, mention_positions))
+
+    def embed_mentions(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mention_positions: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mention vectors `(batch, hidden)` alone: the inference path without type scoring (ONNX export, t-SNE)."""
+        if mention_positions is None:
+            mention_positions = first_token_positions(input_ids, self._mask_token_id(), "mask")
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return self._mention_vectors(hidden.last_hidden_state, mention_positions)
 
     def _mask_token_id(self) -> int:
         if self.config.mask_token_id is None:
