@@ -14,6 +14,15 @@ DECISION_RULES = ("threshold", "argmax_with_ancestors")
 MASK_PLACEHOLDER = "{mask}"
 
 
+def check_unique_labels(id2label: dict | None) -> list:
+    """The labels of `id2label` in id order; a clear error when one is repeated."""
+    labels = list(id2label.values()) if id2label else []
+    if len(set(labels)) != len(labels):
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        raise ValueError(f"`id2label` must name each label once; repeated: {repeated}.")
+    return labels
+
+
 @strict
 class FiveFineConfig(BertConfig):
     r"""
@@ -125,10 +134,7 @@ class FiveFineConfig(BertConfig):
             )
 
     def validate_label_set(self):
-        labels = list(self.id2label.values()) if self.id2label else []
-        if len(set(labels)) != len(labels):
-            repeated = sorted({label for label in labels if labels.count(label) > 1})
-            raise ValueError(f"`id2label` must name each label once; repeated: {repeated}.")
+        labels = check_unique_labels(self.id2label)
         for name in ("label_phrases", "label_phrase_token_ids"):
             value = getattr(self, name)
             if value is not None and len(value) != len(labels):
@@ -144,4 +150,4 @@ class FiveFineConfig(BertConfig):
                 raise ValueError(f"`label_phrase_token_ids[{index}]` (label {labels[index]!r}) has no tokens.")
 
 
-__all__ = ["DECISION_RULES", "FiveFineConfig"]
+__all__ = ["DECISION_RULES", "FiveFineConfig", "check_unique_labels"]

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
-from modeling_entity_typing import BertForPhraseTypeTyping
+from modeling_entity_typing import BertForPhraseTypeTyping, MBertForContrastiveTyping
 from modeling_entity_typing.configuration import DECISION_RULES
 from modeling_entity_typing.decision import label_ancestors
 from modeling_entity_typing.label_phrases import PHRASE_TABLES, label_phrases_for, read_label_phrases
@@ -56,6 +56,7 @@ from modeling_entity_typing.training import (
 
 logger = get_logger(__name__)
 
+SELECTION_METRICS = ("macro_f1", "micro_f1", "strict_accuracy")
 DEMO_DATA = Path(__file__).parent / "data" / "demo"
 DEMO_SENTENCES = [
     ("The Volga carried grain barges south long before the railway reached Kazan.", "The Volga"),
@@ -103,6 +104,14 @@ class FineTuneArguments:
     single_path_train: bool = field(
         default=False, metadata={"help": "Train on the finest label only, not its ancestors (FiveFine, BBN)."}
     )
+    model_family: str = field(
+        default="fivefine",
+        metadata={"help": "From a plain encoder: 'fivefine' (phrase types) or 'crossc' ([ENT] markers, type matrix)."},
+    )
+    threshold: float | None = field(default=None, metadata={"help": "Probability cut of the 'threshold' rule."})
+    metric_for_best_model: str = field(
+        default="macro_f1", metadata={"help": f"Dev metric that selects the step, one of {SELECTION_METRICS}."}
+    )
     max_seq_length: int | None = field(default=None, metadata={"help": "Template length in word pieces."})
     decision: str = field(default="argmax_with_ancestors", metadata={"help": "Decision rule for dev and test."})
     show_examples: bool = field(default=False, metadata={"help": "Print the pipeline's output on new sentences."})
@@ -113,6 +122,12 @@ class FineTuneArguments:
             raise ValueError(f"--data_format must be one of {FORMATS}, got {self.data_format!r}.")
         if self.decision not in DECISION_RULES:
             raise ValueError(f"--decision must be one of {DECISION_RULES}, got {self.decision!r}.")
+        if self.model_family not in ("fivefine", "crossc"):
+            raise ValueError(f"--model_family must be 'fivefine' or 'crossc', got {self.model_family!r}.")
+        if self.metric_for_best_model not in SELECTION_METRICS:
+            raise ValueError(f"--metric_for_best_model must be one of {SELECTION_METRICS}.")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"--threshold is a probability in [0, 1], got {self.threshold}.")
         if self.right_context not in ("tokens", "text"):
             raise ValueError(f"--right_context must be 'tokens' or 'text', got {self.right_context!r}.")
         if self.phrase_table is not None and self.phrase_table not in PHRASE_TABLES:
@@ -180,10 +195,13 @@ def build_model(args: FineTuneArguments, label_phrases: dict[str, str]):
     overrides = {"decision": args.decision}
     if args.max_seq_length:
         overrides["max_seq_length"] = args.max_seq_length
-    if AutoConfig.from_pretrained(name).model_type == "fivefine":
+    model_type = AutoConfig.from_pretrained(name).model_type
+    if model_type in ("fivefine", "crossc"):  # a trained checkpoint of either family: new label set, same weights
         model = AutoModel.from_pretrained(name, **overrides)
         tokenizer = AutoTokenizer.from_pretrained(name)
         model.set_label_set(label_phrases, tokenizer)
+    elif args.model_family == "crossc":  # a plain encoder gains [ENT] markers and a fresh type matrix
+        model, tokenizer = MBertForContrastiveTyping.from_encoder(name, label_phrases, **overrides)
     else:  # a plain encoder: no NWP head (fine-tuning does not use it)
         model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, label_phrases, nwp_loss_weight=0.0, **overrides)
     frozen = freeze_unused_heads(model, mlm=False, nwp=False)
@@ -254,6 +272,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- optimisation
     labels_by_id = [model.config.id2label[index] for index in range(len(label2id))]
+    if args.threshold is not None:
+        model.config.threshold = args.threshold
+    threshold = model.config.threshold
     optimizer = build_optimizer(model, train_args.learning_rate, train_args.weight_decay)
     lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
     model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
@@ -265,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.init_trackers("finetune_fet", {**vars(args), **vars(train_args)})
 
     def evaluate_on(dataloader, gold: list[list[str]]) -> dict:
-        predictions = predict_labels(model, dataloader, accelerator, labels_by_id, args.decision)
+        predictions = predict_labels(model, dataloader, accelerator, labels_by_id, args.decision, threshold)
         return typing_scores(predictions, gold, hierarchical=True)
 
     global_batch = global_batch_size(accelerator, train_args)
@@ -284,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
         lambda _: evaluate_on(dev_dataloader, dev_gold),
         train_args,
         lr_scheduler=lr_scheduler,
+        selection_keys=(args.metric_for_best_model, "strict_accuracy"),
     )
 
     # ---- final evaluation and save (the best dev weights are loaded)

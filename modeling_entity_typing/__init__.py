@@ -7,15 +7,19 @@
 from transformers import AutoConfig, AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration import FiveFineConfig
+from .configuration import CrossCConfig, FiveFineConfig
+from .contrastive import ContrastiveWeights, crossc_objective, multi_positive_contrastive_loss
 from .data import corrupt_for_mlm
 from .decision import decide, label_ancestors
 from .label_phrases import label_phrases_for, read_label_phrases
 from .label_sets import LabelSet, default_label_phrase
+from .marker_template import MarkerTemplateEncoder
 from .mention_data import MentionDataError, load_mentions
+from .modeling_crossc import MBertForContrastiveTyping
 from .modeling_fivefine import BertForPhraseTypeTyping
 from .modeling_outputs import EntityTypingOutput
 from .pipelines import EntityTypingPipeline
+from .prototypes import type_prototypes
 from .sampling import sample_k_shot
 from .scoring import load_typing_metric, typing_scores
 from .templates import EncodedMention, PromptTemplateEncoder
@@ -25,25 +29,34 @@ __version__ = "0.1.0.dev0"
 
 AutoConfig.register(FiveFineConfig.model_type, FiveFineConfig, exist_ok=True)
 AutoModel.register(FiveFineConfig, BertForPhraseTypeTyping, exist_ok=True)
+AutoConfig.register(CrossCConfig.model_type, CrossCConfig, exist_ok=True)
+AutoModel.register(CrossCConfig, MBertForContrastiveTyping, exist_ok=True)
 PIPELINE_REGISTRY.register_pipeline("entity-typing", pipeline_class=EntityTypingPipeline, pt_model=AutoModel)
 
 __all__ = [
     "BertForPhraseTypeTyping",
+    "ContrastiveWeights",
+    "CrossCConfig",
     "EncodedMention",
     "EntityTypingOutput",
     "EntityTypingPipeline",
     "FiveFineConfig",
     "LabelSet",
+    "MBertForContrastiveTyping",
+    "MarkerTemplateEncoder",
     "MentionDataError",
     "PromptTemplateEncoder",
     "corrupt_for_mlm",
+    "crossc_objective",
     "decide",
     "default_label_phrase",
     "label_ancestors",
     "label_phrases_for",
     "load_mentions",
     "load_typing_metric",
+    "multi_positive_contrastive_loss",
     "read_label_phrases",
     "sample_k_shot",
+    "type_prototypes",
     "typing_scores",
 ]

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead
 from transformers.utils import logging
@@ -24,7 +24,7 @@ from .label_sets import LabelSet, pad_phrase_token_ids
 from .layers import dot_product_scores, first_token_positions, gather_positions
 from .losses import multilabel_bce, token_cross_entropy
 from .modeling_outputs import EntityTypingOutput
-from .modeling_utils import EntityTypingPreTrainedModel
+from .modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
 from .templates import PromptTemplateEncoder
 
 
@@ -399,23 +399,10 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         head (reference). `config_overrides` set any `FiveFineConfig` field. With `save_directory`, model and
         tokenizer are saved there.
         """
-        encoder_config = AutoConfig.from_pretrained(name_or_path)
-        if encoder_config.model_type != "bert":
-            raise ValueError(
-                f"{str(name_or_path)!r} is a {encoder_config.model_type!r} checkpoint; `from_encoder` takes a BERT "
-                "encoder. To load a saved FiveFine model use `AutoModel.from_pretrained`."
-            )
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        fields = {k: v for k, v in encoder_config.to_dict().items() if k not in ("model_type", "architectures")}
+        fields, tokenizer = encoder_config_fields(name_or_path, cls.__name__)
         fields.update(config_overrides, mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
         config = FiveFineConfig.from_dict(fields)
-        # transformers' load report calls a BERT without MLM head "corrupted"; report what matters here instead.
-        verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()
-        try:
-            model, loading_info = cls.from_pretrained(name_or_path, config=config, output_loading_info=True)
-        finally:
-            logging.set_verbosity(verbosity)
+        model, loading_info = load_encoder_weights(cls, name_or_path, config)
         _report_loading(name_or_path, loading_info)
         if model.nwp_head is not None:
             model.nwp_head.load_state_dict(model.cls.state_dict())

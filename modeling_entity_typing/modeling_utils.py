@@ -1,9 +1,12 @@
 """`EntityTypingPreTrainedModel`: Hugging Face plumbing shared by the families, and nothing family-specific."""
 
+from os import PathLike
+
 import torch
-from transformers import PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertLMPredictionHead, BertPreTrainedModel
+from transformers.utils import logging
 
 
 class EntityTypingPreTrainedModel(PreTrainedModel):
@@ -32,4 +35,30 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
             init.zeros_(module.token_type_ids)
 
 
-__all__ = ["EntityTypingPreTrainedModel"]
+def encoder_config_fields(name_or_path: str | PathLike, family: str) -> tuple[dict, PreTrainedTokenizerBase]:
+    """The BERT config fields of a plain encoder checkpoint, for a family's config, and its tokenizer."""
+    encoder_config = AutoConfig.from_pretrained(name_or_path)
+    if encoder_config.model_type != "bert":
+        raise ValueError(
+            f"{str(name_or_path)!r} is a {encoder_config.model_type!r} checkpoint; `{family}.from_encoder` takes a "
+            "BERT encoder. To load a saved model of this package use `AutoModel.from_pretrained`."
+        )
+    fields = {k: v for k, v in encoder_config.to_dict().items() if k not in ("model_type", "architectures")}
+    return fields, AutoTokenizer.from_pretrained(name_or_path)
+
+
+def load_encoder_weights(model_class, name_or_path: str | PathLike, config) -> tuple[PreTrainedModel, dict]:
+    """`from_pretrained` of an encoder checkpoint into a family's model, returning the loading info.
+
+    transformers' load report calls the new heads "missing" (and a BERT without MLM head "corrupted"); the families
+    report what matters instead, so the report is silenced here.
+    """
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        return model_class.from_pretrained(name_or_path, config=config, output_loading_info=True)
+    finally:
+        logging.set_verbosity(verbosity)
+
+
+__all__ = ["EntityTypingPreTrainedModel", "encoder_config_fields", "load_encoder_weights"]

@@ -38,11 +38,34 @@ class EncodedMention:
         return self.context_truncated or self.mention_truncated
 
 
-def _window(left: list[int], right: list[int], budget: int) -> tuple[list[int], list[int]]:
+def context_window(left: list[int], right: list[int], budget: int) -> tuple[list[int], list[int]]:
     """Keep at most `budget` context tokens, those nearest the mention, split evenly; a short side lends the rest."""
     left_keep = min(len(left), max(budget // 2, budget - len(right)))
     right_keep = min(len(right), budget - left_keep)
     return left[len(left) - left_keep :], right[:right_keep]
+
+
+def tokenize_pieces(
+    tokenizer: PreTrainedTokenizerBase, mentions: Sequence[tuple[str, int, int]]
+) -> list[tuple[list[int], list[int], list[int]]]:
+    """Word pieces of (left context, mention, right context) per mention, in one tokenizer call.
+
+    `split_special_tokens`: text that spells "[MASK]", "[SEP]" or "[ENT]" must not create real special tokens.
+    """
+    pieces = []
+    for text, start, end in mentions:
+        pieces.extend((text[:start], text[start:end], text[end:]))
+    token_ids = tokenizer(pieces, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    triples = []
+    for index, (text, start, end) in enumerate(mentions):
+        left, mention, right = token_ids[3 * index : 3 * index + 3]
+        if not mention:
+            raise ValueError(
+                f"The mention {text[start:end]!r} has no word pieces for this tokenizer (it holds only characters "
+                "the tokenizer drops, such as control characters or lone combining marks); choose a span over a word."
+            )
+        triples.append((left, mention, right))
+    return triples
 
 
 class PromptTemplateEncoder:
@@ -91,7 +114,6 @@ class PromptTemplateEncoder:
             )
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        # `split_special_tokens`: text that spells "[MASK]" or "[SEP]" must not create real special tokens.
         return self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
     def encode(self, text: str, start: int, end: int, prompt: str = "type") -> EncodedMention:
@@ -102,21 +124,10 @@ class PromptTemplateEncoder:
         """`encode` for many mentions with one tokenizer call."""
         if prompt not in PROMPTS:
             raise ValueError(f"`prompt` must be one of {PROMPTS}, got {prompt!r}.")
-        pieces = []
-        for text, start, end in mentions:
-            pieces.extend((text[:start], text[start:end], text[end:]))
-        token_ids = self._tokenize(pieces)
-        encoded = []
-        for index, (text, start, end) in enumerate(mentions):
-            left, mention, right = token_ids[3 * index : 3 * index + 3]
-            if not mention:
-                raise ValueError(
-                    f"The mention {text[start:end]!r} has no word pieces for this tokenizer (it holds only "
-                    "characters the tokenizer drops, such as control characters or lone combining marks); choose a "
-                    "span over a word."
-                )
-            encoded.append(self._assemble(left, mention, right, prompt))
-        return encoded
+        return [
+            self._assemble(left, mention, right, prompt)
+            for left, mention, right in tokenize_pieces(self.tokenizer, mentions)
+        ]
 
     def _assemble(self, left: list[int], mention: list[int], right: list[int], prompt: str) -> EncodedMention:
         prompt_ids, budget = self.prompt_ids[prompt], self.budgets[prompt]
@@ -130,7 +141,7 @@ class PromptTemplateEncoder:
             )
             mention, kept_left, kept_right = mention[:budget], [], []
         else:
-            kept_left, kept_right = _window(left, right, budget - len(mention))
+            kept_left, kept_right = context_window(left, right, budget - len(mention))
         prefix = [self.cls_id, *kept_left, *self.open_ids, *mention]
         input_ids = [*prefix, *prompt_ids, *kept_right, self.sep_id]
         return EncodedMention(
@@ -143,4 +154,4 @@ class PromptTemplateEncoder:
         )
 
 
-__all__ = ["EncodedMention", "PromptTemplateEncoder"]
+__all__ = ["EncodedMention", "PromptTemplateEncoder", "context_window", "tokenize_pieces"]

@@ -91,3 +91,20 @@ FET_ROWS = [
     for verb in ("is", "wrote")
     for place in ("the city", "a town")
 ]
+
+
+def make_tiny_crossc_model(tokenizer, labels=TINY_LABELS, **overrides):
+    """A random 2-layer Cross-C model whose `tokenizer` (modified in place) gains the `[ENT]` marker."""
+    from modeling_entity_typing import CrossCConfig, MBertForContrastiveTyping
+
+    fields = get_tiny_fivefine_config().to_dict()
+    for key in ("model_type", "architectures", "transformers_version", "label_phrases", "label_phrase_token_ids"):
+        fields.pop(key, None)
+    for key in list(fields):
+        if key not in CrossCConfig.__dataclass_fields__ and key not in ("id2label", "label2id"):
+            fields.pop(key)
+    fields.update(id2label=dict(enumerate(labels)), label2id=None, **overrides)
+    torch.manual_seed(0)
+    model = MBertForContrastiveTyping(CrossCConfig(**fields))
+    model.add_marker(tokenizer)
+    return model

@@ -1,0 +1,95 @@
+"""Configuration of Cross-C's `MBertForContrastiveTyping` (Han et al., ACL 2022; code: thunlp/CrossET).
+
+A `BertConfig` plus the typing fields: the label set (`id2label`, one row of the type matrix per label), the `[ENT]`
+marker, how types are scored, the contrastive pretraining settings and the default decision rule.
+"""
+
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
+from transformers import BertConfig
+
+from .configuration_fivefine import check_unique_labels
+
+
+CONTRASTIVE_DENOMINATORS = ("pos+neg", "neg")
+
+
+@strict
+class CrossCConfig(BertConfig):
+    r"""
+    Configuration for [`MBertForContrastiveTyping`]. All BERT fields keep their `BertConfig` meaning.
+
+    Args:
+        ent_token (`str`, *optional*, defaults to `"[ENT]"`):
+            The marker put on both sides of the mention, added to the tokenizer as a special token.
+        ent_token_id (`int`, *optional*):
+            Its id, recorded by `from_encoder`; the mention vector is the final hidden state of the first (left)
+            marker, found by this id.
+        ent_embedding_init (`str`, *optional*, defaults to `"mean"`):
+            How `from_encoder` initialises the marker's new embedding row: `"mean"` (mean of the pretrained rows, an
+            "average token" of the right scale) or `"normal"` (N(0, `initializer_range`), BERT's init). Set
+            explicitly because library defaults changed over time (CROSSC.md §2).
+        scoring (`str`, *optional*, defaults to `"dot"`):
+            `"dot"`: logit = t·m with a learned, bias-free type matrix (the paper). `"cosine"`: logit =
+            `cosine_scale` · cos(t, m), used for zero-shot typing from prototypes (`set_type_prototypes`).
+        cosine_scale (`float`, *optional*, defaults to 10.0):
+            Scale of cosine scores (an inverse temperature).
+        max_seq_length (`int`, *optional*, defaults to 128):
+            Length of a marked input in word pieces, `[CLS]`, `[SEP]` and both markers included.
+        contrastive_temperature (`float`, *optional*, defaults to 0.5):
+            τ of the contrastive objective (paper: 0.5; the reference code's `normalize·2` is an effective 0.25).
+        contrastive_denominator (`str`, *optional*, defaults to `"pos+neg"`):
+            `"pos+neg"` (the paper's Eq. 7) or `"neg"` (the reference code's form), kept as an ablation.
+        mention_mask_probability (`float`, *optional*, defaults to 0.5):
+            In contrastive pretraining, the chance that a mention is replaced by one `[MASK]` (paper: 0.5).
+        decision (`str`, *optional*, defaults to `"threshold"`):
+            Default rule turning scores into labels (see `modeling_entity_typing.decide`).
+        threshold (`float`, *optional*, defaults to 0.5):
+            Probability from which a label is predicted under the `"threshold"` rule (reference code: 0.4).
+        mask_token_id (`int`, *optional*):
+            The tokenizer's mask id (mention masking in pretraining).
+    """
+
+    model_type = "crossc"
+
+    ent_token: str = "[ENT]"
+    ent_token_id: int | None = None
+    ent_embedding_init: Literal["mean", "normal"] = "mean"
+    scoring: Literal["dot", "cosine"] = "dot"
+    cosine_scale: float = 10.0
+    max_seq_length: int = 128
+    contrastive_temperature: float = 0.5
+    contrastive_denominator: Literal["pos+neg", "neg"] = "pos+neg"
+    mention_mask_probability: float = 0.5
+    decision: Literal["threshold", "argmax_with_ancestors"] = "threshold"
+    threshold: float = 0.5
+    mask_token_id: int | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.id2label is not None and self.label2id is None:
+            self.label2id = {label: index for index, label in self.id2label.items()}
+
+    def validate_ranges(self):
+        if not self.contrastive_temperature > 0:
+            raise ValueError(f"`contrastive_temperature` must be > 0, got {self.contrastive_temperature!r}.")
+        if not self.cosine_scale > 0:
+            raise ValueError(f"`cosine_scale` must be > 0, got {self.cosine_scale!r}.")
+        if not 0.0 <= self.mention_mask_probability <= 1.0:
+            raise ValueError(f"`mention_mask_probability` must be in [0, 1], got {self.mention_mask_probability!r}.")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"`threshold` is a probability and must be in [0, 1], got {self.threshold!r}.")
+
+    def validate_max_seq_length(self):
+        if not 6 <= self.max_seq_length <= self.max_position_embeddings:
+            raise ValueError(
+                f"`max_seq_length` must be between 6 and `max_position_embeddings` ({self.max_position_embeddings}), "
+                f"got {self.max_seq_length}."
+            )
+
+    def validate_label_set(self):
+        check_unique_labels(self.id2label)
+
+
+__all__ = ["CONTRASTIVE_DENOMINATORS", "CrossCConfig"]

@@ -1,0 +1,86 @@
+"""Cross-C's input: `[CLS] left [ENT] mention [ENT] right [SEP]` from text and a character span.
+
+As for FiveFine's template, left context, mention and right context are tokenised separately, so spans never need to
+align with word pieces and text without spaces (Chinese, Japanese) is marked exactly where the span says.
+"""
+
+from collections.abc import Sequence
+
+from transformers import PreTrainedTokenizerBase
+from transformers.utils import logging
+
+from .configuration import CrossCConfig
+from .templates import EncodedMention, context_window, tokenize_pieces
+
+
+logger = logging.get_logger(__name__)
+
+
+class MarkerTemplateEncoder:
+    """Encodes (text, character span) with `[ENT]` markers on both sides of the mention.
+
+    The mention vector is read at the left marker (`mention_position`). Truncation keeps the mention and both markers
+    and cuts the context evenly from its far ends; a mention too long for the window keeps its head. With
+    `mask_mention`, the whole mention becomes one `[MASK]` (Cross-C's mention masking in pretraining).
+
+    ```python
+    >>> encoder = MarkerTemplateEncoder(tokenizer, config)
+    >>> tokenizer.decode(encoder.encode("東京 is big.", 0, 2).input_ids)
+    '[CLS] [ENT] 東 京 [ENT] is big. [SEP]'
+    ```
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: CrossCConfig):
+        for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id"):
+            if getattr(tokenizer, name) is None:
+                raise ValueError(f"The tokenizer has no `{name[:-3]}`; Cross-C needs a BERT-style tokenizer.")
+        ent_id = tokenizer.convert_tokens_to_ids(config.ent_token)
+        if config.ent_token_id is None or ent_id != config.ent_token_id:
+            raise ValueError(
+                f"The tokenizer maps the marker {config.ent_token!r} to id {ent_id}, the model expects "
+                f"{config.ent_token_id}. Load the tokenizer saved with the model, or build both with "
+                "`MBertForContrastiveTyping.from_encoder`, which adds the marker."
+            )
+        self.tokenizer = tokenizer
+        self.max_length = config.max_seq_length
+        self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        self.mask_id, self.ent_id = tokenizer.mask_token_id, ent_id
+        self.budget = self.max_length - 4  # [CLS], [SEP] and the two markers
+
+    def encode(self, text: str, start: int, end: int, mask_mention: bool = False) -> EncodedMention:
+        """Marked input for the mention `text[start:end]`."""
+        return self.encode_batch([(text, start, end)], mask_mention)[0]
+
+    def encode_batch(
+        self, mentions: Sequence[tuple[str, int, int]], mask_mention: bool = False, prompt: str = "type"
+    ) -> list[EncodedMention]:
+        """`encode` for many mentions with one tokenizer call (`prompt` exists for interface parity; only "type")."""
+        if prompt != "type":
+            raise ValueError(f"Cross-C inputs have no {prompt!r} prompt (neighbor-word prediction is FiveFine's).")
+        return [
+            self._assemble(left, [self.mask_id] if mask_mention else mention, right)
+            for left, mention, right in tokenize_pieces(self.tokenizer, mentions)
+        ]
+
+    def _assemble(self, left: list[int], mention: list[int], right: list[int]) -> EncodedMention:
+        mention_truncated = len(mention) > self.budget
+        if mention_truncated:
+            logger.warning_once(
+                f"A mention of {len(mention)} word pieces does not fit `max_seq_length` ({self.max_length}); it was "
+                "truncated and its context dropped (reported as `mention_truncated`)."
+            )
+            mention, kept_left, kept_right = mention[: self.budget], [], []
+        else:
+            kept_left, kept_right = context_window(left, right, self.budget - len(mention))
+        input_ids = [self.cls_id, *kept_left, self.ent_id, *mention, self.ent_id, *kept_right, self.sep_id]
+        return EncodedMention(
+            input_ids=input_ids,
+            mention_position=1 + len(kept_left),
+            context_truncated=len(kept_left) < len(left) or len(kept_right) < len(right),
+            mention_truncated=mention_truncated,
+            left_neighbor_id=left[-1] if left else self.cls_id,
+            right_neighbor_id=right[0] if right else self.sep_id,
+        )
+
+
+__all__ = ["MarkerTemplateEncoder"]

@@ -1,0 +1,251 @@
+"""Cross-C's `MBertForContrastiveTyping` (Han et al., "Cross-Lingual Contrastive Learning for Fine-Grained Entity
+Typing for Low-Resource Languages", ACL 2022; code: thunlp/CrossET).
+
+A (multilingual) BERT reads `[CLS] left [ENT] mention [ENT] right [SEP]`; the mention vector m is the final hidden
+state of the left marker; each type is a row t of a bias-free type matrix and P(t|x) = sigmoid(t·m), trained with
+BCE. Contrastive pretraining (`modeling_entity_typing.contrastive`) works on the same m. Decisions where the paper and
+its prototype code disagree follow CROSSC.md §11.
+"""
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+from transformers import initialization as init
+from transformers.models.bert.modeling_bert import BertModel
+from transformers.utils import logging
+
+from .configuration import CrossCConfig
+from .layers import dot_product_scores, first_token_positions, gather_positions
+from .losses import multilabel_bce
+from .marker_template import MarkerTemplateEncoder
+from .modeling_outputs import EntityTypingOutput
+from .modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
+
+
+logger = logging.get_logger(__name__)
+
+
+class EncoderAndTokenizer(NamedTuple):
+    model: "MBertForContrastiveTyping"
+    tokenizer: PreTrainedTokenizerBase
+
+
+def _label_list(labels: Sequence[str] | Mapping[str, str]) -> list[str]:
+    """Labels in order; a `{label: phrase}` mapping (FiveFine's form) gives its keys, since Cross-C types are rows."""
+    labels = list(labels.keys()) if isinstance(labels, Mapping) else list(labels)
+    if not labels:
+        raise ValueError("The label set is empty; give at least one label.")
+    if any(not isinstance(label, str) or not label.strip() for label in labels):
+        raise ValueError(f"Labels must be non-empty strings, got {[lb for lb in labels if not str(lb).strip()]}.")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"Labels must be unique; repeated: {sorted({lb for lb in labels if labels.count(lb) > 1})}.")
+    return labels
+
+
+class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
+    r"""
+    Cross-C entity typer: a marker-based mention encoder and one learned vector per type.
+
+    The label set is fixed by training (`config.id2label`); change it with [`~MBertForContrastiveTyping.set_label_set`]
+    (rows of known labels are kept, new ones start fresh) or type without training from a few examples per type with
+    [`~MBertForContrastiveTyping.set_type_prototypes`].
+
+    ```python
+    >>> model, tokenizer = MBertForContrastiveTyping.from_encoder("bert-base-multilingual-cased", ["person", "city"])
+    >>> encoded = model.get_mention_encoder(tokenizer).encode("東京は大きい。", 0, 2)
+    >>> model(torch.tensor([encoded.input_ids])).logits  # (1, 2)
+    ```
+    """
+
+    config: CrossCConfig
+
+    def __init__(self, config: CrossCConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        # Paper and code: a bias-free linear layer whose rows are the type vectors.
+        self.type_matrix = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------------------- label set
+    def set_label_set(
+        self,
+        labels: Sequence[str] | Mapping[str, str],
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        label_phrases: object = None,
+    ) -> list[str]:
+        """Make `labels` the label set: rows of labels the model already has are kept, new rows start from
+        N(0, `initializer_range`). `tokenizer` and `label_phrases` are accepted for parity with FiveFine and unused
+        (Cross-C's types are learned vectors, not phrases)."""
+        labels = _label_list(labels)
+        old_rows = {self.config.id2label[index]: index for index in range(self.type_matrix.out_features)}
+        weight = self.type_matrix.weight
+        new_weight = torch.empty(len(labels), weight.size(1), dtype=weight.dtype, device=weight.device)
+        new_weight.normal_(mean=0.0, std=self.config.initializer_range)
+        kept = [(row, old_rows[label]) for row, label in enumerate(labels) if label in old_rows]
+        with torch.no_grad():
+            for row, old_row in kept:
+                new_weight[row] = weight[old_row]
+        self.type_matrix = nn.Linear(weight.size(1), len(labels), bias=False, device=weight.device, dtype=weight.dtype)
+        self.type_matrix.weight = nn.Parameter(new_weight, requires_grad=weight.requires_grad)
+        self.config.id2label = dict(enumerate(labels))
+        self.config.label2id = {label: index for index, label in enumerate(labels)}
+        logger.info(f"Label set of {len(labels)} types: {len(kept)} rows kept, {len(labels) - len(kept)} new.")
+        return labels
+
+    @torch.no_grad()
+    def set_type_prototypes(self, prototypes: Mapping[str, torch.Tensor], scale: float | None = None) -> None:
+        """Zero-shot typing: each label's vector becomes a prototype (e.g. the mean mention vector of a few examples,
+        see `type_prototypes`) and scores switch to `scale` · cosine, so prototypes of any norm compare fairly."""
+        labels = _label_list(list(prototypes))
+        vectors = torch.stack([torch.as_tensor(prototypes[label]).float() for label in labels])
+        if vectors.shape[1] != self.config.hidden_size:
+            raise ValueError(f"Prototypes must have {self.config.hidden_size} dimensions, got {vectors.shape[1]}.")
+        weight = self.type_matrix.weight
+        self.type_matrix = nn.Linear(weight.size(1), len(labels), bias=False, device=weight.device, dtype=weight.dtype)
+        self.type_matrix.weight.copy_(vectors.to(weight))
+        self.config.id2label = dict(enumerate(labels))
+        self.config.label2id = {label: index for index, label in enumerate(labels)}
+        self.config.scoring = "cosine"
+        if scale is not None:
+            self.config.cosine_scale = scale
+
+    def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MarkerTemplateEncoder:
+        """The encoder that turns (text, character span) into this model's marked input."""
+        return MarkerTemplateEncoder(tokenizer, self.config)
+
+    def type_embeddings(self) -> torch.Tensor:
+        """Type vectors `(num_types, hidden)` such that `logits = embed_mentions(...) @ type_embeddings().T`."""
+        if self.config.scoring == "cosine":
+            return self.config.cosine_scale * F.normalize(self.type_matrix.weight, dim=-1)
+        return self.type_matrix.weight
+
+    # -------------------------------------------------------------------------------------------------------- forward
+    def _mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
+        vectors = gather_positions(sequence_output, mention_positions)
+        return F.normalize(vectors, dim=-1) if self.config.scoring == "cosine" else vectors
+
+    def _ent_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.config.ent_token_id is None:
+            raise ValueError("Pass `mention_positions`: the config does not record the `[ENT]` marker id.")
+        return first_token_positions(input_ids, self.config.ent_token_id, "[ENT] marker")
+
+    def embed_mentions(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mention_positions: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mention vectors `(batch, hidden)`: the left marker's final hidden state (unit length under cosine
+        scoring)."""
+        if mention_positions is None:
+            mention_positions = self._ent_positions(input_ids)
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return self._mention_vectors(hidden.last_hidden_state, mention_positions)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        mention_positions: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        label_weights: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> EntityTypingOutput:
+        r"""
+        mention_positions (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Index of the left `[ENT]` marker; defaults to the first marker of each row.
+        labels (`torch.Tensor` of shape `(batch_size, num_types)`, *optional*):
+            Multi-hot targets for the BCE term (logits + `BCEWithLogitsLoss`, safer than the code's clamped
+            probabilities; mean over types and batch).
+        label_weights (`torch.Tensor` of shape `(batch_size, num_types)`, *optional*):
+            Per-example, per-label BCE weights.
+        """
+        encoder_outputs = self.bert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+            **kwargs,
+        )
+        if mention_positions is None:
+            mention_positions = self._ent_positions(input_ids)
+        mention_embeddings = self._mention_vectors(encoder_outputs.last_hidden_state, mention_positions)
+        logits = dot_product_scores(mention_embeddings, self.type_embeddings())
+        type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
+        return EntityTypingOutput(
+            loss=type_loss,
+            logits=logits,
+            type_loss=type_loss,
+            mention_embeddings=mention_embeddings,
+            hidden_states=encoder_outputs.hidden_states,
+            attentions=encoder_outputs.attentions,
+        )
+
+    # --------------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_encoder(
+        cls,
+        name_or_path: str | PathLike,
+        labels: Sequence[str] | Mapping[str, str],
+        *,
+        save_directory: str | PathLike | None = None,
+        **config_overrides,
+    ) -> EncoderAndTokenizer:
+        """A Cross-C model on any BERT checkpoint (Hub name or path), with its tokenizer extended by `[ENT]`.
+
+        The marker is added as a special token and its embedding row initialised by `ent_embedding_init` (explicitly:
+        `resize_token_embeddings` defaults have changed across transformers versions). The type matrix starts from
+        N(0, `initializer_range`). `config_overrides` set any `CrossCConfig` field.
+        """
+        labels = _label_list(labels)
+        fields, tokenizer = encoder_config_fields(name_or_path, cls.__name__)
+        fields.update(config_overrides, id2label=dict(enumerate(labels)), label2id=None)
+        fields.update(mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
+        config = CrossCConfig.from_dict(fields)
+        model, loading_info = load_encoder_weights(cls, name_or_path, config)
+        missing_encoder = sorted(key for key in loading_info["missing_keys"] if key.startswith("bert."))
+        if missing_encoder:
+            logger.warning(f"{name_or_path} lacks {len(missing_encoder)} encoder weights: {missing_encoder}")
+        model.add_marker(tokenizer)
+        tokenizer.model_max_length = config.max_seq_length
+        if save_directory is not None:
+            model.save_pretrained(save_directory)
+            tokenizer.save_pretrained(save_directory)
+        return EncoderAndTokenizer(model, tokenizer)
+
+    @torch.no_grad()
+    def add_marker(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        """Add `config.ent_token` to `tokenizer` as a special token and give it an embedding row; returns its id."""
+        added = tokenizer.add_special_tokens({"additional_special_tokens": [self.config.ent_token]})
+        ent_id = tokenizer.convert_tokens_to_ids(self.config.ent_token)
+        pretrained_rows = min(self.get_input_embeddings().weight.size(0), ent_id)
+        if ent_id >= self.get_input_embeddings().weight.size(0):
+            self.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        if added:  # a new row (or a spare one the checkpoint never trained): initialise it, never leave it to chance
+            weight = self.get_input_embeddings().weight
+            if self.config.ent_embedding_init == "mean":
+                weight[ent_id] = weight[:pretrained_rows].mean(dim=0)
+            else:
+                weight[ent_id].normal_(mean=0.0, std=self.config.initializer_range)
+        self.config.ent_token_id = ent_id
+        return ent_id
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if module is getattr(self, "type_matrix", None):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+
+
+__all__ = ["MBertForContrastiveTyping"]

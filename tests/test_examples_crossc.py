@@ -1,0 +1,188 @@
+"""Cross-C's scripts end to end on a tiny model: contrastive pretraining (outputs, ablation flags, exact resume,
+two processes), batches, and fine-tuning a Cross-C checkpoint with `finetune_fet.py`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+from test_examples import EXAMPLES, fet_args, fresh_accelerate_state, load_script  # noqa: F401 (autouse fixture)
+from tiny import FET_ROWS, make_tiny_crossc_model, make_tiny_tokenizer, write_mentions
+
+from modeling_entity_typing.contrastive_batches import GroupBatchSampler
+
+
+pretrain_contrastive = load_script("pretrain_contrastive")
+finetune_fet = load_script("finetune_fet")
+
+NAMES = ["mark twain", "paris", "big company", "sports team", "the city", "a town", "time", "music", "artist", "nice"]
+VERBS = ["is", "wrote", "left"]
+
+
+@pytest.fixture(scope="module")
+def crossc_checkpoint(tmp_path_factory):
+    """A tiny Cross-C model without dropout (runs compare exactly), saved with its [ENT]-extended tokenizer."""
+    path = tmp_path_factory.mktemp("tiny-crossc")
+    tokenizer = make_tiny_tokenizer()
+    model = make_tiny_crossc_model(tokenizer, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def examples_file(tmp_path_factory):
+    """Groups of one entity in three English sentences, and a "translation" (lang xx) of each group's first one."""
+    path = tmp_path_factory.mktemp("contrastive") / "examples.jsonl"
+    with open(path, "w") as handle:
+        for group, name in enumerate(NAMES):
+            for number, verb in enumerate(VERBS):
+                text = f"{name} {verb} in the city ."
+                row = {"id": f"{group}-{number}", "text": text, "start": 0, "end": len(name), "lang": "en"}
+                handle.write(json.dumps({**row, "group_id": f"g{group}", "entity": name}) + "\n")
+            translated = f"in the city , {name} ."
+            start = translated.index(name)
+            row = {"id": f"{group}-0@xx", "text": translated, "start": start, "end": start + len(name), "lang": "xx"}
+            handle.write(json.dumps({**row, "group_id": f"g{group}", "source_id": f"{group}-0"}) + "\n")
+    return str(path)
+
+
+def contrastive_args(checkpoint, examples, output_dir, *extra):
+    return [
+        "--model_name_or_path", checkpoint, "--train_file", examples, "--output_dir", str(output_dir),
+        "--validation_groups", "0.3", "--seeds_per_batch", "3", "--positives_per_seed", "2",
+        "--per_device_eval_batch_size", "8", "--learning_rate", "1e-3", "--max_steps", "6", "--eval_steps", "2",
+        "--seed", "3", *extra,
+    ]  # fmt: skip
+
+
+def test_group_batches_hold_seeds_positives_and_translations():
+    groups = ["a", "a", "a", "b", "b", "c", "c", "a", "d"]
+    ids = ["a0", "a1", "a2", "b0", "b1", "c0", "c1", "a0@zh", "d0"]
+    sources = [None] * 7 + ["a0", None]
+    sampler = GroupBatchSampler(groups, 3, 1, ids, sources, seed=1)
+    assert sampler.skipped_groups == 1 and len(sampler) == 1  # "d" has one example
+    batches = [list(batch) for epoch in range(20) for batch in (sampler.set_epoch(epoch), *sampler)[1:]]
+    for batch in batches:
+        assert len({groups[row] for row in batch}) == 3 and len(set(batch)) == len(batch)
+        for group in "abc":
+            assert sum(groups[row] == group for row in batch) >= 2
+        runs = _runs(batch, groups)  # each group's rows come together, its seed first
+        if runs["a"][0] == 0:
+            assert 7 in runs["a"], "the seed a0 came without its translation"
+    assert any(runs["a"][0] == 0 for runs in [_runs(batch, groups) for batch in batches])
+    sampler.set_epoch(4)
+    assert list(sampler) == list(sampler)  # a function of (seed, epoch) only
+    with pytest.raises(ValueError, match="groups have two or more"):
+        GroupBatchSampler(["a", "b"], 3, 1)
+
+
+def _runs(batch, groups):
+    runs = {}
+    for row in batch:
+        runs.setdefault(groups[row], []).append(row)
+    return runs
+
+
+def test_pretrain_contrastive_end_to_end(crossc_checkpoint, examples_file, tmp_path):
+    summary = pretrain_contrastive.main(contrastive_args(crossc_checkpoint, examples_file, tmp_path))
+    saved = json.loads((tmp_path / "all_results.json").read_text())
+    assert [entry["step"] for entry in saved["history"]] == [2, 4, 6]
+    assert 0.0 <= saved["dev_group_precision_at_1"] <= 1.0 and saved["languages"] == {"en": 0, "xx": 1}
+    assert summary["steps"] == 6 and all(entry["train_loss"] > 0 for entry in saved["history"])
+    before = load_file(os.path.join(crossc_checkpoint, "model.safetensors"))
+    after = load_file(tmp_path / "model.safetensors")
+    assert set(after) == set(before)  # the inner model is saved, not the wrapper
+    assert not torch.equal(after["bert.encoder.layer.0.attention.self.query.weight"], before[
+        "bert.encoder.layer.0.attention.self.query.weight"])  # fmt: skip
+    torch.testing.assert_close(after["type_matrix.weight"], before["type_matrix.weight"])  # frozen: no labels
+
+
+def test_ablation_flags_change_the_objective(crossc_checkpoint, examples_file, tmp_path):
+    full = pretrain_contrastive.main(contrastive_args(crossc_checkpoint, examples_file, tmp_path / "full"))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    no_cross = pretrain_contrastive.main(
+        contrastive_args(crossc_checkpoint, examples_file, tmp_path / "nocc", "--cross_weight", "0")
+    )
+    assert no_cross["history"][0]["train_loss"] != pytest.approx(full["history"][0]["train_loss"])
+    with pytest.raises(ValueError, match="nothing to train"):
+        pretrain_contrastive.parse_args(
+            contrastive_args(
+                crossc_checkpoint,
+                examples_file,
+                tmp_path,
+                "--source_mono_weight",
+                "0",
+                "--target_mono_weight",
+                "0",
+                "--cross_weight",
+                "0",
+            )  # fmt: skip
+        )
+
+
+def test_pretrain_contrastive_resumes_exactly(crossc_checkpoint, examples_file, tmp_path):
+    straight = pretrain_contrastive.main(contrastive_args(crossc_checkpoint, examples_file, tmp_path / "straight"))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    interrupted = tmp_path / "interrupted"
+    pretrain_contrastive.main(
+        contrastive_args(
+            crossc_checkpoint, examples_file, interrupted, "--max_steps", "4", "--checkpointing_steps", "3"
+        )
+    )
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    checkpoint = str(interrupted / "checkpoints" / "checkpoint_0")  # step 3: mid-epoch (2 batches per epoch here)
+    resumed = pretrain_contrastive.main(
+        contrastive_args(crossc_checkpoint, examples_file, interrupted, "--resume_from_checkpoint", checkpoint)
+    )
+    assert resumed["history"] == straight["history"]
+    straight_weights = load_file(tmp_path / "straight" / "model.safetensors")
+    for name, tensor in load_file(interrupted / "model.safetensors").items():
+        torch.testing.assert_close(tensor, straight_weights[name], msg=name)
+
+
+def test_pretrain_contrastive_on_two_processes(crossc_checkpoint, examples_file, tmp_path):
+    """The multi-CPU recipe runs the objective with negatives gathered across two gloo processes."""
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    command = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29523",
+               str(EXAMPLES / "pretrain_contrastive.py"),
+               *contrastive_args(crossc_checkpoint, examples_file, tmp_path, "--max_steps", "2"),
+               ]  # fmt: skip
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((tmp_path / "all_results.json").read_text())
+    assert saved["num_processes"] == 2 and saved["steps"] == 2
+
+
+def test_finetune_fet_from_a_crossc_checkpoint(crossc_checkpoint, tmp_path):
+    files = {
+        split: write_mentions(tmp_path / f"{split}.jsonl", rows)
+        for split, rows in (("train", FET_ROWS), ("dev", FET_ROWS[::2]), ("test", FET_ROWS[1::2]))
+    }
+    summary = finetune_fet.main(
+        fet_args(
+            crossc_checkpoint,
+            files,
+            tmp_path / "out",
+            "--metric_for_best_model",
+            "micro_f1",
+            "--decision",
+            "threshold",
+            "--threshold",
+            "0.4",
+        )  # fmt: skip
+    )
+    assert summary["model_type"] == "crossc" and summary["num_types"] == 7
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["model_type"] == "crossc" and config["threshold"] == 0.4
+    assert sorted(config["id2label"].values()) == sorted({label for _, _, labels in FET_ROWS for label in labels})
+    assert 0.0 <= summary["test_micro_f1"] <= 1.0 and summary["test_num_mentions"] == 8
