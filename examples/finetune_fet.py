@@ -95,6 +95,10 @@ class FineTuneArguments:
     label_phrases_file: str | None = field(
         default=None, metadata={"help": "Your own phrases: 'label<TAB>phrase' per line; wins over --phrase_table."}
     )
+    restrict_eval_labels: bool = field(
+        default=False,
+        metadata={"help": "With --labels_file: drop dev/test gold labels outside it (and mentions left without any)."},
+    )
     k_shot: int | None = field(default=5, metadata={"help": "Train on k examples per type (0: all of train)."})
     validation_k_shot: int | None = field(default=None, metadata={"help": "Sample the dev file too (default: all)."})
     sample_seed: int = field(default=0, metadata={"help": "Seed of the k-shot samples."})
@@ -128,6 +132,8 @@ class FineTuneArguments:
             raise ValueError(f"--metric_for_best_model must be one of {SELECTION_METRICS}.")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"--threshold is a probability in [0, 1], got {self.threshold}.")
+        if self.restrict_eval_labels and not self.labels_file:
+            raise ValueError("--restrict_eval_labels needs --labels_file (the label set to restrict to).")
         if self.right_context not in ("tokens", "text"):
             raise ValueError(f"--right_context must be 'tokens' or 'text', got {self.right_context!r}.")
         if self.phrase_table is not None and self.phrase_table not in PHRASE_TABLES:
@@ -231,6 +237,11 @@ def main(argv: list[str] | None = None) -> dict:
     train = load_split(args.train_file, args, "train")
     dev = load_split(args.validation_file, args, "dev")
     test = load_split(args.test_file, args, "test") if args.test_file else None
+    if args.labels_file:  # sample k per type of the given label set, not of every label the file happens to use
+        train, _ = restrict_to_labels(train, read_label_list(args.labels_file), "train")
+        if args.restrict_eval_labels:
+            dev, _ = restrict_to_labels(dev, read_label_list(args.labels_file), "dev")
+            test = restrict_to_labels(test, read_label_list(args.labels_file), "test")[0] if test else None
     if args.k_shot:
         sample = sample_k_shot(train["labels"], args.k_shot, args.sample_seed)
         train = train.select(sample.indices)

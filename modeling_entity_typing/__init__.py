@@ -11,6 +11,7 @@ from .configuration import CrossCConfig, FiveFineConfig
 from .contrastive import ContrastiveWeights, crossc_objective, multi_positive_contrastive_loss
 from .data import corrupt_for_mlm
 from .decision import decide, label_ancestors
+from .distant_supervision import load_entity_linked, load_kb, mine_positive_groups
 from .label_phrases import label_phrases_for, read_label_phrases
 from .label_sets import LabelSet, default_label_phrase
 from .marker_template import MarkerTemplateEncoder
@@ -23,6 +24,7 @@ from .prototypes import type_prototypes
 from .sampling import sample_k_shot
 from .scoring import load_typing_metric, typing_scores
 from .templates import EncodedMention, PromptTemplateEncoder
+from .translation import Seq2SeqTranslator, Translator, translate_mentions
 
 
 __version__ = "0.1.0.dev0"
@@ -46,17 +48,23 @@ __all__ = [
     "MarkerTemplateEncoder",
     "MentionDataError",
     "PromptTemplateEncoder",
+    "Seq2SeqTranslator",
+    "Translator",
     "corrupt_for_mlm",
     "crossc_objective",
     "decide",
     "default_label_phrase",
     "label_ancestors",
     "label_phrases_for",
+    "load_entity_linked",
+    "load_kb",
     "load_mentions",
     "load_typing_metric",
+    "mine_positive_groups",
     "multi_positive_contrastive_loss",
     "read_label_phrases",
     "sample_k_shot",
+    "translate_mentions",
     "type_prototypes",
     "typing_scores",
 ]

@@ -31,6 +31,7 @@ from transformers import PreTrainedTokenizerBase, SchedulerType, get_scheduler
 
 from .configuration.configuration_fivefine import DECISION_RULES
 from .decision import decide
+from .hub import remove_remote_code_fields
 from .templates import PromptTemplateEncoder
 
 
@@ -553,9 +554,14 @@ def save_final(
     output_dir: str,
     results: dict,
 ) -> None:
-    """`save_pretrained` model and tokenizer, and write `all_results.json`, from the main process."""
+    """`save_pretrained` model and tokenizer, and write `all_results.json`, from the main process.
+
+    A model that started from a Hub export loses the export's remote-code fields: the new folder has no code files.
+    """
     accelerator.wait_for_everyone()
-    accelerator.unwrap_model(model).save_pretrained(output_dir, is_main_process=accelerator.is_main_process)
+    unwrapped = accelerator.unwrap_model(model)
+    remove_remote_code_fields(unwrapped.config)
+    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process)
     if accelerator.is_main_process:
         tokenizer.save_pretrained(output_dir)
         Path(output_dir, "all_results.json").write_text(json.dumps(results, indent=2))
