@@ -27,6 +27,7 @@ PAPER = {"F-T": {2: 47.1, 4: 52.6, 8: 57.6, 16: 60.3}, "Cross-C": {2: 50.8, 4: 5
 FINETUNE = [
     "--decision", "threshold", "--metric_for_best_model", "micro_f1", "--validation_k_shot", "1",
     "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--learning_rate", "1e-4",
+    "--head_learning_rate", "1e-2",
     "--max_steps", "80", "--eval_steps", "20", "--min_steps", "40", "--patience", "40", "--max_seq_length", "64",
 ]  # fmt: skip
 PRETRAIN = [

@@ -286,7 +286,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threshold is not None:
         model.config.threshold = args.threshold
     threshold = model.config.threshold
-    optimizer = build_optimizer(model, train_args.learning_rate, train_args.weight_decay)
+    optimizer = build_optimizer(
+        model, train_args.learning_rate, train_args.weight_decay, train_args.head_learning_rate
+    )
     lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
     model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, dev_dataloader, lr_scheduler

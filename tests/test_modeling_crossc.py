@@ -190,3 +190,14 @@ def test_real_encoder_marker_init_and_typing(real_encoder_path, tmp_path):
     typer = pipeline("entity-typing", model=str(tmp_path))
     result = typer("Angela Merkel visited Beijing yesterday.", span="Angela Merkel")
     assert result["labels"] and result["labels"][0]["label"] in {"person", "location"}
+
+
+def test_head_learning_rate_gets_its_own_group(crossc):
+    from modeling_entity_typing.training import build_optimizer
+
+    model, _ = crossc
+    optimizer = build_optimizer(model, 1e-4, 0.01, head_learning_rate=1e-2)
+    head = [group for group in optimizer.param_groups if group["lr"] == 1e-2]
+    assert len(head) == 1 and head[0]["params"] == [model.type_matrix.weight]
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
+    assert all(group["lr"] == 1e-4 for group in build_optimizer(model, 1e-4, 0.01).param_groups)
