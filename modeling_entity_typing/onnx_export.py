@@ -1,0 +1,260 @@
+"""ONNX export of the inference path, with the type matrix computed once and stored as a constant, and an
+onnxruntime typer that takes the pipeline's inputs and returns its results.
+
+The exported graph is `logits = embed_mentions(input_ids, attention_mask, mention_positions) @ type_matrix.T`, so the
+label set is fixed at export time (call `model.set_label_set` first to export another one). Needs the `onnx` extra:
+`pip install "modeling-entity-typing[onnx]"` (onnx, onnxruntime and onnxscript, which torch's exporter uses).
+"""
+
+import importlib.util
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging
+
+from .decision import decide
+from .pipelines.entity_typing import _check_options, _resolve_span
+
+
+logger = logging.get_logger(__name__)
+
+ONNX_FILE = "model.onnx"
+METADATA_FILE = "onnx_export.json"
+INPUT_NAMES = ("input_ids", "attention_mask", "mention_positions")
+# Two mentions of different lengths, so the traced example has padding and neither axis has size 0 or 1 (torch.export
+# would specialise such sizes to constants).
+_EXAMPLE_MENTIONS = [
+    ("Ada Lovelace wrote the first published program.", 0, 12),
+    ("The river flows through Paris.", 24, 29),
+]
+
+
+def _require(module: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f'ONNX export and inference need `{module}`: pip install "modeling-entity-typing[onnx]" '
+            "(onnx, onnxruntime, onnxscript)."
+        )
+
+
+class CachedTypeScorer(nn.Module):
+    """The model's inference path with its label set's type matrix precomputed: mention vectors scored by dot product.
+
+    `type_matrix` `(num_types, hidden)` is `model.type_embeddings()`, computed once in eval mode without gradients and
+    kept as a buffer, so the exported graph holds it as a constant and never re-encodes the types.
+    """
+
+    def __init__(self, model: PreTrainedModel, with_mention_embeddings: bool = True):
+        super().__init__()
+        self.model = model.eval()
+        self.with_mention_embeddings = with_mention_embeddings
+        with torch.no_grad():
+            self.register_buffer("type_matrix", model.type_embeddings().detach().clone())
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mention_positions: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        mention_embeddings = self.model.embed_mentions(input_ids, attention_mask, mention_positions)  # (batch, hidden)
+        logits = mention_embeddings @ self.type_matrix.T  # (batch, num_types)
+        return (logits, mention_embeddings) if self.with_mention_embeddings else (logits,)
+
+
+def pad_mentions(encoded: Sequence, tokenizer: PreTrainedTokenizerBase, return_tensors: str) -> dict[str, Any]:
+    """Right-pad templated mentions (objects with `.input_ids`, `.mention_position`) into the exported inputs."""
+    # Right padding whatever the tokenizer's default: mention positions count from the start of each row.
+    batch = tokenizer.pad(
+        [{"input_ids": e.input_ids} for e in encoded], padding_side="right", return_tensors=return_tensors
+    )
+    positions = [e.mention_position for e in encoded]
+    batch["mention_positions"] = torch.tensor(positions) if return_tensors == "pt" else np.array(positions)
+    return {name: batch[name] for name in INPUT_NAMES}
+
+
+def export_onnx(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: str | Path,
+    *,
+    opset_version: int | None = None,
+    with_mention_embeddings: bool = True,
+) -> Path:
+    """Export `model` (its configured label set) to `output_dir/model.onnx` (+ `model.onnx.data`, the weights).
+
+    Returns the folder, which also gets the tokenizer, the config and `onnx_export.json` (labels, decision rule,
+    input and output names): all `OnnxEntityTyper` needs. Batch and sequence axes are dynamic. The model is put in
+    eval mode.
+    """
+    _require("onnxscript")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    scorer = CachedTypeScorer(model, with_mention_embeddings).eval()
+    encoder = model.get_mention_encoder(tokenizer)
+    example = pad_mentions(encoder.encode_batch(_EXAMPLE_MENTIONS), tokenizer, return_tensors="pt")
+    example = {name: tensor.to(scorer.type_matrix.device) for name, tensor in example.items()}
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    output_names = ["logits", "mention_embeddings"][: 2 if with_mention_embeddings else 1]
+    # The dynamo exporter (torch.export) handles BERT's attention-mask code and both axes; the deprecated TorchScript
+    # exporter is not needed as a fallback.
+    with warnings.catch_warnings():
+        # torch warns that each axis name "will not be used" because input_ids and attention_mask share it; the
+        # exported graph does carry the names (`batch`, `sequence`).
+        warnings.filterwarnings("ignore", message="# The axis name", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
+        program = torch.onnx.export(
+            scorer,
+            tuple(example[name] for name in INPUT_NAMES),
+            str(output_dir / ONNX_FILE),
+            dynamo=True,
+            input_names=list(INPUT_NAMES),
+            output_names=output_names,
+            dynamic_shapes={
+                "input_ids": {0: batch, 1: sequence},
+                "attention_mask": {0: batch, 1: sequence},
+                "mention_positions": {0: batch},
+            },
+            opset_version=opset_version,
+            verbose=False,
+        )
+    config = model.config
+    labels = [config.id2label[index] for index in range(scorer.type_matrix.size(0))]
+    metadata = {
+        "model_type": config.model_type,
+        "labels": labels,
+        "decision": getattr(config, "decision", "threshold"),
+        "threshold": getattr(config, "threshold", 0.5),
+        "inputs": list(INPUT_NAMES),
+        "outputs": output_names,
+        "opset_version": next(o.version for o in program.model_proto.opset_import if o.domain == ""),
+        "torch_version": torch.__version__,
+    }
+    (output_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    config.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    logger.info(f"Exported {len(labels)} types to {output_dir / ONNX_FILE}")
+    return output_dir
+
+
+def export_pretrained(model_dir: str | Path, output_dir: str | Path, **export_kwargs) -> Path:
+    """`export_onnx` for a saved model folder (`save_pretrained` model and tokenizer)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(model_dir)!r} is not a saved model folder (no config.json there). Pass the `output_dir` of "
+            "`finetune_fet.py` / `pretrain_ufet.py`, or a folder written by `model.save_pretrained` and "
+            "`tokenizer.save_pretrained`."
+        )
+    model = AutoModel.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return export_onnx(model, tokenizer, output_dir, **export_kwargs)
+
+
+class OnnxEntityTyper:
+    """Types mentions with an exported model on onnxruntime: the inputs and results of `pipeline("entity-typing")`.
+
+    ```python
+    >>> typer = OnnxEntityTyper("typer-onnx")
+    >>> typer("Mark Twain wrote in Hartford.", span=(0, 10))
+    {'mention': 'Mark Twain', 'span': (0, 10), 'labels': [{'label': '/person', 'score': 0.93}], 'truncated': False,
+     'mention_truncated': False}
+    ```
+
+    The label set is the one exported (no `candidate_labels`). `num_threads` sets onnxruntime's intra-op threads
+    (default: one per physical core).
+    """
+
+    def __init__(self, export_dir: str | Path, num_threads: int | None = None, providers: Sequence[str] | None = None):
+        _require("onnxruntime")
+        import onnxruntime
+
+        export_dir = Path(export_dir)
+        if not (export_dir / ONNX_FILE).is_file() or not (export_dir / METADATA_FILE).is_file():
+            raise FileNotFoundError(
+                f"{str(export_dir)!r} holds no exported model ({ONNX_FILE} and {METADATA_FILE}); create one with "
+                "`python examples/export_onnx.py --model_dir MODEL --output_dir OUT` or `export_onnx(...)`."
+            )
+        self.metadata = json.loads((export_dir / METADATA_FILE).read_text())
+        self.labels: list[str] = self.metadata["labels"]
+        self.tokenizer = AutoTokenizer.from_pretrained(export_dir)
+        # The mention template is the model family's; building the model on the meta device gives its encoder
+        # without loading (or having) any weight.
+        with torch.device("meta"):
+            shell = AutoModel.from_config(AutoConfig.from_pretrained(export_dir))
+        self.mention_encoder = shell.get_mention_encoder(self.tokenizer)
+        options = onnxruntime.SessionOptions()
+        if num_threads is not None:
+            options.intra_op_num_threads = num_threads
+        self.session = onnxruntime.InferenceSession(
+            str(export_dir / ONNX_FILE), options, providers=list(providers or ["CPUExecutionProvider"])
+        )
+
+    def run(self, mentions: Sequence[tuple[str, int, int]], batch_size: int = 32) -> dict[str, np.ndarray]:
+        """Model outputs (`logits`, and `mention_embeddings` when exported) for `(text, start, end)` mentions."""
+        return self._run_encoded(self.mention_encoder.encode_batch(mentions), batch_size)
+
+    def _run_encoded(self, encoded: Sequence, batch_size: int) -> dict[str, np.ndarray]:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        if not encoded:
+            raise ValueError("No mentions given: pass at least one (text, start, end).")
+        outputs: dict[str, list[np.ndarray]] = {name: [] for name in self.metadata["outputs"]}
+        for begin in range(0, len(encoded), batch_size):
+            feed = pad_mentions(encoded[begin : begin + batch_size], self.tokenizer, return_tensors="np")
+            for name, value in zip(outputs, self.session.run(None, {k: v.astype(np.int64) for k, v in feed.items()})):
+                outputs[name].append(value)
+        return {name: np.concatenate(values) for name, values in outputs.items()}
+
+    def __call__(
+        self,
+        inputs: str | Sequence[dict],
+        span: tuple[int, int] | str | None = None,
+        *,
+        batch_size: int = 32,
+        threshold: float | None = None,
+        top_k: int | None = None,
+        decision: str | None = None,
+    ) -> dict | list[dict]:
+        """Type one text with `span=`, or a list of `{"text", "span"}` dicts; options as in the pipeline."""
+        _check_options(threshold, top_k, decision)
+        single = isinstance(inputs, str)
+        if single:
+            inputs = [{"text": inputs, "span": span}]
+        elif span is not None:
+            raise TypeError(
+                "`span=` goes with a single text. For many mentions pass dicts: [{'text': ..., 'span': ...}, ...]."
+            )
+        mentions = []
+        for item in inputs:
+            if not isinstance(item, dict) or "text" not in item:
+                raise TypeError(f"Each input must be a dict {{'text': ..., 'span': ...}}; got {item!r}.")
+            mentions.append((item["text"], *_resolve_span(item["text"], item.get("span"))))
+        if not mentions:
+            return []
+        encoded = self.mention_encoder.encode_batch(mentions)
+        probabilities = torch.from_numpy(self._run_encoded(encoded, batch_size)["logits"]).sigmoid()
+        results = [
+            {
+                "mention": text[start:end],
+                "span": (start, end),
+                "truncated": e.truncated,
+                "mention_truncated": e.mention_truncated,
+                "labels": decide(
+                    row,
+                    self.labels,
+                    decision=decision or self.metadata["decision"],
+                    threshold=self.metadata["threshold"] if threshold is None else threshold,
+                    top_k=top_k,
+                ),
+            }
+            for (text, start, end), e, row in zip(mentions, encoded, probabilities)
+        ]
+        return results[0] if single else results
+
+
+__all__ = ["CachedTypeScorer", "OnnxEntityTyper", "export_onnx", "export_pretrained", "pad_mentions"]
