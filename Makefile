@@ -34,6 +34,7 @@ bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(OFFLINE) $(BIN)/python benchmarks/bench_model_forward.py --output benchmarks/results/model_forward.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_pipeline.py --output benchmarks/results/pipeline.json
+	$(OFFLINE) $(BIN)/python benchmarks/bench_onnx.py --output benchmarks/results/onnx.json
 
 UFET := ../shared/data/ufet
 bench-train: $(STAMP)
