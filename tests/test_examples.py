@@ -72,6 +72,16 @@ def fet_args(checkpoint, files, output_dir, *extra):
     ]  # fmt: skip
 
 
+def launch_two_cpu_processes(script: str, arguments: list[str], port: int) -> subprocess.CompletedProcess:
+    """The documented multi-CPU recipe: `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2`."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+               str(EXAMPLES / f"{script}.py"), *arguments]  # fmt: skip
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+
+
 def test_finetune_end_to_end(tiny_checkpoint, fet_files, tmp_path):
     summary = finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path, "--single_path_train"))
     saved = json.loads((tmp_path / "all_results.json").read_text())
@@ -146,14 +156,10 @@ def test_resumed_run_equals_uninterrupted(tiny_checkpoint, fet_files, tmp_path):
 def test_two_processes_equal_one_with_the_same_global_batch(tiny_checkpoint, fet_files, tmp_path):
     """The documented multi-CPU recipe (2 x batch 2, gloo DDP) against one process with batch 4."""
     one = finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path / "one"))
-    accelerate = Path(sys.executable).parent / "accelerate"
-    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-               str(EXAMPLES / "finetune_fet.py"),
-               *fet_args(tiny_checkpoint, fet_files, tmp_path / "two", "--per_device_train_batch_size", "2"),
-               ]  # fmt: skip
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    result = launch_two_cpu_processes(
+        "finetune_fet", fet_args(tiny_checkpoint, fet_files, tmp_path / "two", "--per_device_train_batch_size", "2"),
+        port=29517,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "all_results.json").read_text())
     assert two["num_processes"] == 2 and one["num_processes"] == 1

@@ -3,14 +3,12 @@ two processes), batches, and fine-tuning a Cross-C checkpoint with `finetune_fet
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
-from test_examples import EXAMPLES, fet_args, fresh_accelerate_state, load_script  # noqa: F401 (autouse fixture)
+from test_examples import fet_args, fresh_accelerate_state, launch_two_cpu_processes, load_script  # noqa: F401 (autouse fixture)
 from tiny import FET_ROWS, make_tiny_crossc_model, make_tiny_tokenizer, write_mentions
 
 from modeling_entity_typing.contrastive_batches import GroupBatchSampler
@@ -150,14 +148,8 @@ def test_pretrain_contrastive_resumes_exactly(crossc_checkpoint, examples_file, 
 
 def test_pretrain_contrastive_on_two_processes(crossc_checkpoint, examples_file, tmp_path):
     """The multi-CPU recipe runs the objective with negatives gathered across two gloo processes."""
-    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    command = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29523",
-               str(EXAMPLES / "pretrain_contrastive.py"),
-               *contrastive_args(crossc_checkpoint, examples_file, tmp_path, "--max_steps", "2"),
-               ]  # fmt: skip
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    arguments = contrastive_args(crossc_checkpoint, examples_file, tmp_path, "--max_steps", "2")
+    result = launch_two_cpu_processes("pretrain_contrastive", arguments, port=29523)
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((tmp_path / "all_results.json").read_text())
     assert saved["num_processes"] == 2 and saved["steps"] == 2
