@@ -334,8 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.show_examples:
             show_examples(accelerator.unwrap_model(model), tokenizer)
         print(f"\nSaved to {train_args.output_dir}")
-    if train_args.with_tracking:
-        accelerator.end_training()
+    accelerator.end_training()  # stops any trackers; every process leaves the process group together
     return summary
 
 

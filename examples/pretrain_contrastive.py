@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
     if accelerator.is_main_process:
         print(f"\nBest dev step {state.best_step} of {state.step}; dev group precision@1 {results['dev']}")
         print(f"Saved to {train_args.output_dir}")
+    accelerator.end_training()  # stops any trackers; every process leaves the process group together
     return summary
 
 

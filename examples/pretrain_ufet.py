@@ -279,8 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
             precision, recall, f1 = (100 * scores[key] for key in ("macro_precision", "macro_recall", "macro_f1"))
             print(f"  {split:<5} {precision:6.2f} {recall:6.2f} {f1:6.2f}  ({scores['num_mentions']} mentions)")
         print(f"Saved to {train_args.output_dir}")
-    if train_args.with_tracking:
-        accelerator.end_training()
+    accelerator.end_training()  # stops any trackers; every process leaves the process group together
     return summary
 
 

@@ -175,6 +175,8 @@ DDP_SCRIPT = textwrap.dedent(
     output = crossc_objective(local, groups[rows], langs[rows], example_ids=torch.arange(10)[rows])
     output.loss.backward()
     json.dump({"loss": output.loss.item(), "grad": local.grad.tolist()}, open(sys.argv[1] + f"/{rank}.json", "w"))
+    dist.barrier()  # neither process may exit while the other still talks to it (gloo aborts the peer)
+    dist.destroy_process_group()
     """
 )
 
