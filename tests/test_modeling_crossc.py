@@ -164,7 +164,8 @@ def test_pipeline_on_a_saved_model_and_zero_shot_prototypes(crossc, tmp_path):
 
 
 def test_real_encoder_marker_init_and_typing(real_encoder_path, tmp_path):
-    """MiniLM gains [ENT] with a row initialised to the mean of its pretrained rows; a saved model loads and types."""
+    """MiniLM gains [ENT] with a row initialised to the mean of its pretrained rows; zero-shot prototypes from three
+    examples per type type unseen people and places correctly, after a save and reload."""
     torch.manual_seed(0)
     model, tokenizer = MBertForContrastiveTyping.from_encoder(real_encoder_path, ["person", "location"])
     plain = BertModel.from_pretrained(real_encoder_path)
@@ -185,11 +186,27 @@ def test_real_encoder_marker_init_and_typing(real_encoder_path, tmp_path):
     torch.testing.assert_close(
         model.bert.encoder.layer[5].output.dense.weight, plain.encoder.layer[5].output.dense.weight
     )
+    # zero-shot from three example mentions per type: the pretrained encoder must separate people from places, also
+    # after a save and reload through the pipeline (a fresh random type matrix would get these right by chance only)
+    examples = {
+        "person": [("Barack Obama gave a speech in Chicago.", "Barack Obama"), ("It was written by Jane Austen.",
+                   "Jane Austen"), ("Marie Curie won two Nobel prizes.", "Marie Curie")],
+        "location": [("Barack Obama gave a speech in Chicago.", "Chicago"), ("We flew to Tokyo last week.", "Tokyo"),
+                     ("The Nile flows through Egypt.", "Egypt")],
+    }  # fmt: skip
+    model.set_type_prototypes(type_prototypes(model, tokenizer, examples))
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     typer = pipeline("entity-typing", model=str(tmp_path))
-    result = typer("Angela Merkel visited Beijing yesterday.", span="Angela Merkel")
-    assert result["labels"] and result["labels"][0]["label"] in {"person", "location"}
+    unseen = {
+        ("Angela Merkel visited Beijing yesterday.", "Angela Merkel"): "person",
+        ("Angela Merkel visited Beijing yesterday.", "Beijing"): "location",
+        ("Pablo Picasso painted in Paris.", "Pablo Picasso"): "person",
+        ("Pablo Picasso painted in Paris.", "Paris"): "location",
+        ("Angela Merkel visited 北京 yesterday.", "北京"): "location",
+    }
+    outputs = typer([{"text": text, "span": span} for text, span in unseen], decision="argmax_with_ancestors")
+    assert [output["labels"][0]["label"] for output in outputs] == list(unseen.values())
 
 
 def test_head_learning_rate_gets_its_own_group(crossc):
