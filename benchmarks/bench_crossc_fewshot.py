@@ -79,11 +79,20 @@ def finetune(args, system: str, model: str | None, shots: int, seed: int, runs_d
         "--k_shot", str(shots), "--sample_seed", str(seed), "--seed", str(seed), "--output_dir", str(output_dir),
         *(["--model_name_or_path", model] if model else []), *FINETUNE,
     ]  # fmt: skip
-    seconds = run(command, runs_dir / f"{system}-{shots}shot-seed{seed}.log")
-    result = json.loads((output_dir / "all_results.json").read_text())
+    finished = output_dir / "all_results.json"
+    if args.reuse_runs and finished.exists() and _same_run(json.loads(finished.read_text()), shots, seed):
+        seconds = None  # finished by an earlier invocation; its log holds the timing
+    else:
+        seconds = run(command, runs_dir / f"{system}-{shots}shot-seed{seed}.log")
+    result = json.loads(finished.read_text())
     kept = ["test_micro_f1", "test_micro_precision", "test_micro_recall", "test_macro_f1", "test_strict_accuracy",
             "test_num_mentions", "train_examples", "best_step"]  # fmt: skip
     return {"system": system, "shots": shots, "seed": seed, "seconds": seconds, **{key: result[key] for key in kept}}
+
+
+def _same_run(result: dict, shots: int, seed: int) -> bool:
+    """Whether a finished run's results are for this (shots, seed); the folder name already says which system."""
+    return result.get("k_shot") == shots and result.get("sample_seed") == seed
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -108,6 +117,11 @@ def main() -> None:
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--runs_dir", default=str(ROOT / "outputs" / "bench" / "crossc"))
     parser.add_argument("--output", required=True, help="JSON file for the aggregate.")
+    parser.add_argument(
+        "--reuse_runs",
+        action="store_true",
+        help="Keep the finished runs of an earlier, interrupted grid in --runs_dir (same --pretrained only).",
+    )
     args = parser.parse_args()
 
     runs_dir = Path(args.runs_dir)
@@ -120,8 +134,8 @@ def main() -> None:
         pretrained, pretraining = pretrain(args, runs_dir)
         print(f"pretrained in {pretraining['pretrain_seconds']} s; best step {pretraining['pretrain_best_step']}")
     runs = []
-    for shots in args.shots:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: an interrupted grid still has every shot count for the first seeds
+        for shots in args.shots:
             for system, model in (("F-T", None), ("Cross-C", str(pretrained))):
                 runs.append(finetune(args, system, model, shots, seed, runs_dir, labels))
                 print(f"{system} {shots}-shot seed {seed}: loose micro F1 {100 * runs[-1]['test_micro_f1']:.2f}")
