@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from common import DEFAULT_DATA_DIR, machine
@@ -34,6 +35,12 @@ PRETRAIN = [
     "--seeds_per_batch", "8", "--positives_per_seed", "2", "--learning_rate", "2e-5", "--max_steps", "150",
     "--eval_steps", "25", "--max_seq_length", "64", "--per_device_eval_batch_size", "64",
 ]  # fmt: skip
+
+
+def schedule_steps(max_steps: int) -> list[str]:
+    """FINETUNE's budget scaled to `max_steps` (eval every quarter, no early stop before half); later flags win."""
+    return ["--max_steps", str(max_steps), "--eval_steps", str(max_steps // 4), "--min_steps", str(max_steps // 2),
+            "--patience", str(max_steps // 2)]  # fmt: skip
 
 
 def run(command: list[str], log: Path) -> float:
@@ -69,7 +76,7 @@ def pretrain(args, runs_dir: Path) -> tuple[Path, dict]:
     }
 
 
-def finetune(args, system: str, model: str | None, shots: int, seed: int, runs_dir: Path, labels: Path) -> dict:
+def finetune(args, system: str, model: str | None, shots: int, seed: int, runs_dir: Path, labels: Path, test) -> dict:
     ufet = Path(args.data_dir) / "ufet"
     output_dir = runs_dir / f"{system}-{shots}shot-seed{seed}"
     command = [
@@ -77,7 +84,7 @@ def finetune(args, system: str, model: str | None, shots: int, seed: int, runs_d
         "--train_file", str(ufet / "train.json"), "--validation_file", str(ufet / "dev.json"),
         "--test_file", str(ufet / "test.json"), "--labels_file", str(labels), "--restrict_eval_labels",
         "--k_shot", str(shots), "--sample_seed", str(seed), "--seed", str(seed), "--output_dir", str(output_dir),
-        *(["--model_name_or_path", model] if model else []), *FINETUNE,
+        *(["--model_name_or_path", model] if model else []), *FINETUNE, *schedule_steps(args.finetune_steps),
     ]  # fmt: skip
     finished = output_dir / "all_results.json"
     if args.reuse_runs and finished.exists() and _same_run(json.loads(finished.read_text()), shots, seed):
@@ -87,7 +94,49 @@ def finetune(args, system: str, model: str | None, shots: int, seed: int, runs_d
     result = json.loads(finished.read_text())
     kept = ["test_micro_f1", "test_micro_precision", "test_micro_recall", "test_macro_f1", "test_strict_accuracy",
             "test_num_mentions", "train_examples", "best_step"]  # fmt: skip
-    return {"system": system, "shots": shots, "seed": seed, "seconds": seconds, **{key: result[key] for key in kept}}
+    return {"system": system, "shots": shots, "seed": seed, "seconds": seconds, **{key: result[key] for key in kept},
+            "test_predictions": prediction_profile(output_dir, test)}  # fmt: skip
+
+
+def restricted_split(args, labels: Path, split: str):
+    """A UFET crowd split with its gold restricted to the 130 types, as `finetune_fet.py --restrict_eval_labels`."""
+    from modeling_entity_typing.mention_data import load_mentions, restrict_to_labels
+
+    path = Path(args.data_dir) / "ufet" / f"{split}.json"
+    return restrict_to_labels(load_mentions(path), labels.read_text().split(), split)[0]
+
+
+def most_frequent_type_baseline(train, test) -> dict:
+    """The reference every row must beat: the train file's most frequent type predicted for every test mention,
+    scored with the same restriction and metric as the runs (a label prior, no model)."""
+    from modeling_entity_typing.scoring import typing_scores
+
+    top_type = Counter(label for record in train["labels"] for label in record).most_common(1)[0][0]
+    gold = list(test["labels"])
+    scores = typing_scores([[top_type]] * len(gold), gold, hierarchical=True)
+    return {"type": top_type, **{f"test_{key}": value for key, value in scores.items()}}
+
+
+def prediction_profile(model_dir: Path, test) -> dict:
+    """What a run's saved (selected) model predicts on test, through the pipeline with its saved decision rule:
+    how many labels per mention and how many distinct types at all; shows a collapse onto a few coarse types."""
+    import transformers
+
+    from modeling_entity_typing.scoring import typing_scores
+
+    typer = transformers.pipeline("entity-typing", model=str(model_dir))
+    inputs = [
+        {"text": text, "span": (start, end)} for text, start, end in zip(test["text"], test["start"], test["end"])
+    ]
+    predicted = [[label["label"] for label in output["labels"]] for output in typer(inputs, batch_size=64)]
+    sets = Counter(tuple(sorted(labels)) for labels in predicted)
+    return {
+        "mean_labels_per_mention": round(statistics.mean(len(labels) for labels in predicted), 3),
+        "distinct_types_predicted": len({label for labels in predicted for label in labels}),
+        "most_common_predictions": [[list(labels), count] for labels, count in sets.most_common(3)],
+        # must equal the run's own test_micro_f1: the saved model and the pipeline reproduce what was scored
+        "micro_f1_through_pipeline": typing_scores(predicted, list(test["labels"]), hierarchical=True)["micro_f1"],
+    }
 
 
 def _same_run(result: dict, shots: int, seed: int) -> bool:
@@ -112,6 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--finetune_steps", type=int, default=80, help="Fine-tuning step budget per run.")
     parser.add_argument("--seed", type=int, default=7771, help="Seed of the contrastive pretraining.")
     parser.add_argument("--pretrained", default=None, help="Reuse a Cross-C pretrained checkpoint.")
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
@@ -133,18 +183,27 @@ def main() -> None:
     else:
         pretrained, pretraining = pretrain(args, runs_dir)
         print(f"pretrained in {pretraining['pretrain_seconds']} s; best step {pretraining['pretrain_best_step']}")
+    test = restricted_split(args, labels, "test")
     runs = []
     for seed in args.seeds:  # seed-major: an interrupted grid still has every shot count for the first seeds
         for shots in args.shots:
             for system, model in (("F-T", None), ("Cross-C", str(pretrained))):
-                runs.append(finetune(args, system, model, shots, seed, runs_dir, labels))
-                print(f"{system} {shots}-shot seed {seed}: loose micro F1 {100 * runs[-1]['test_micro_f1']:.2f}")
+                runs.append(finetune(args, system, model, shots, seed, runs_dir, labels, test))
+                profile = runs[-1]["test_predictions"]
+                print(
+                    f"{system} {shots}-shot seed {seed}: loose micro F1 {100 * runs[-1]['test_micro_f1']:.2f}; "
+                    f"{profile['mean_labels_per_mention']} labels per mention, "
+                    f"{profile['distinct_types_predicted']} distinct types"
+                )
     table = aggregate(runs)
-    report = {"encoder": "all-MiniLM-L6-v2", "finetune_schedule": FINETUNE, "pretrain_schedule": PRETRAIN,
-              "pretraining": pretraining, "aggregate": table, "paper": PAPER, "runs": runs,
-              "machine": machine()}  # fmt: skip
+    baseline = most_frequent_type_baseline(restricted_split(args, labels, "train"), test)
+    report = {"encoder": "all-MiniLM-L6-v2", "finetune_schedule": FINETUNE + schedule_steps(args.finetune_steps),
+              "pretrain_schedule": PRETRAIN,
+              "pretraining": pretraining, "aggregate": table, "most_frequent_type_baseline": baseline,
+              "paper": PAPER, "runs": runs, "machine": machine()}  # fmt: skip
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2))
+    print(f"'{baseline['type']}' for every mention: loose micro F1 {100 * baseline['test_micro_f1']:.2f}")
     for system, row in table.items():
         print(system + ": " + " | ".join(f"{s}-shot {v['mean']:.2f} ± {v['std']:.2f}" for s, v in row.items()))
 
