@@ -7,6 +7,7 @@ released checkpoint converts by renaming keys (FIVEFINE.md §1.8); each is noted
 """
 
 import math
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -98,9 +99,11 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
 
     The label set lives in the config (`id2label`, `label_phrases`, `label_phrase_token_ids`); change it with
     [`~BertForPhraseTypeTyping.set_label_set`], or pass `type_phrase_ids` to `forward` for a one-off set. In eval mode
-    with gradients off, the encoded type matrix is cached per label set and recomputed only when the set or the
-    weights change (parameter version counters are part of the key, so an optimizer step or `load_state_dict`
-    invalidates it).
+    with gradients off, the encoded type matrix is cached per label set. The cache is dropped whenever the label set
+    changes, the model switches mode (`train()`/`eval()`), or a gradient reaches a weight that feeds the type vectors
+    (so any optimizer step, fused or not, invalidates it); in-place writes that bump a parameter's version counter
+    (`load_state_dict`, `copy_` under `no_grad`) change its key. Writing through `.data` does neither: call
+    `clear_type_cache()` after doing that.
 
     ```python
     >>> model, tokenizer = BertForPhraseTypeTyping.from_encoder("bert-base-cased", ["person", "city", "company"])
@@ -123,6 +126,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         # The paper's "new MLM classification head": untied, initialised from the MLM head by `from_encoder`.
         self.nwp_head = BertOnlyMLMHead(config) if config.nwp_loss_weight > 0 else None
         self._type_cache: OrderedDict = OrderedDict()
+        self._watched_type_weights: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> parameter
         self._label_set_version = 0
         self._load_label_set_buffers()
         self.post_init()
@@ -131,8 +135,19 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, TypePhraseEncoder):
+            # A fresh pool starts as the mean of the phrase's word embeddings, layer-normalised: zero keys give
+            # uniform attention, the value map is the identity and the output map halves what the reference's
+            # post-process doubles. The reference initialises these maps randomly, which hides the type word from
+            # the score until training recovers it; starting from the word keeps FiveFine's prior (types are words
+            # predicted at the mask) from the first step. Keys still learn: their gradient is query x embedding.
             init.normal_(module.query, mean=0.0, std=0.1)  # reference: randn * 0.1
             init.zeros_(module.head_offset)
+            init.zeros_(module.key.weight)
+            init.zeros_(module.key.bias)
+            init.copy_(module.value.weight, torch.eye(module.value.weight.size(0)))
+            init.zeros_(module.value.bias)
+            init.copy_(module.output.weight, torch.eye(module.output.weight.size(0)) / 2)
+            init.zeros_(module.output.bias)
         elif isinstance(module, BertForPhraseTypeTyping):
             # `from_pretrained` builds on the meta device: non-persistent buffers must be filled here.
             ids, mask = module._label_set_tensors()
@@ -209,9 +224,36 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         token_embeddings = self.cls.predictions.decoder.weight[type_phrase_ids]
         return self.type_encoder(token_embeddings, type_phrase_mask.bool())
 
+    def _type_weights(self) -> list[nn.Parameter]:
+        return [self.cls.predictions.decoder.weight, *self.type_encoder.parameters()]
+
     def _type_weights_key(self) -> tuple:
-        params = [self.cls.predictions.decoder.weight, *self.type_encoder.parameters()]
-        return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in self._type_weights())
+
+    def _watch_type_weights(self) -> None:
+        """Drop the cache whenever a gradient is accumulated into a weight that feeds the type vectors.
+
+        Version counters alone are not enough: fused optimizers (AdamW(fused=True) in torch 2.x) update weights
+        in place without bumping `_version`, which served stale type vectors to every dev evaluation. Any optimizer
+        needs a gradient first, so the gradient hook catches all of them. A weak reference keeps the hook from
+        holding the model alive.
+        """
+        model = weakref.ref(self)
+
+        def invalidate(_parameter: torch.Tensor) -> None:
+            owner = model()
+            if owner is not None:
+                owner._type_cache.clear()
+
+        for parameter in self._type_weights():
+            if parameter.requires_grad and self._watched_type_weights.get(id(parameter)) is not parameter:
+                parameter.register_post_accumulate_grad_hook(invalidate)
+                self._watched_type_weights[id(parameter)] = parameter
+
+    def train(self, mode: bool = True):
+        """Switching mode drops the type cache: a training phase may change the weights in any way."""
+        self._type_cache.clear()
+        return super().train(mode)
 
     def type_embeddings(
         self, type_phrase_ids: torch.Tensor | None = None, type_phrase_mask: torch.Tensor | None = None
@@ -242,6 +284,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         key = (label_set_key, self._type_weights_key())
         cached = self._type_cache.get(key)
         if cached is None:
+            self._watch_type_weights()
             # In chunks: without a graph to keep, peak memory stays flat however large the label set.
             cached = torch.cat(
                 [
