@@ -35,6 +35,7 @@ from modeling_entity_typing.configuration import DECISION_RULES
 from modeling_entity_typing.decision import label_ancestors
 from modeling_entity_typing.label_phrases import PHRASE_TABLES, label_phrases_for, read_label_phrases
 from modeling_entity_typing.mention_data import FORMATS, detect_format, labels_in, load_mentions, restrict_to_labels
+from modeling_entity_typing.mlm_head import cached_encoder_with_mlm_head, has_mlm_head, read_sentences
 from modeling_entity_typing.sampling import sample_k_shot
 from modeling_entity_typing.scoring import typing_scores
 from modeling_entity_typing.training import (
@@ -120,6 +121,21 @@ class FineTuneArguments:
     max_seq_length: int | None = field(default=None, metadata={"help": "Template length in word pieces."})
     decision: str = field(default="argmax_with_ancestors", metadata={"help": "Decision rule for dev and test."})
     show_examples: bool = field(default=False, metadata={"help": "Print the pipeline's output on new sentences."})
+    fit_mlm_head: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto': a plain encoder without an MLM head (e.g. the default MiniLM) first gets one fitted on "
+            "unlabelled sentences, once, cached under --cache_dir; 'never': start from a random head."
+        },
+    )
+    mlm_head_texts: list[str] | None = field(
+        default=None,
+        metadata={"help": "Unlabelled sentences for that fit (.txt lines or mention files); default: the texts of "
+                  "--train_file and --validation_file."},
+    )  # fmt: skip
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Cache of fitted MLM heads; default: ~/.cache/modeling_entity_typing."}
+    )
 
     def __post_init__(self):
         self.test_file = self.test_file or None  # `--test_file ""`: no test set
@@ -135,6 +151,11 @@ class FineTuneArguments:
             raise ValueError(f"--threshold is a probability in [0, 1], got {self.threshold}.")
         if self.restrict_eval_labels and not self.labels_file:
             raise ValueError("--restrict_eval_labels needs --labels_file (the label set to restrict to).")
+        if self.fit_mlm_head not in ("auto", "never"):
+            raise ValueError(f"--fit_mlm_head must be 'auto' or 'never', got {self.fit_mlm_head!r}.")
+        for path in self.mlm_head_texts or []:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--mlm_head_texts: no file at {path}.")
         if self.right_context not in ("tokens", "text"):
             raise ValueError(f"--right_context must be 'tokens' or 'text', got {self.right_context!r}.")
         if self.phrase_table is not None and self.phrase_table not in PHRASE_TABLES:
@@ -186,8 +207,20 @@ def read_label_list(path: str) -> list[str]:
     return list(dict.fromkeys(label for label in labels if label))  # order kept; repeats (FiveFine's vocab) merged
 
 
-def build_model(args: FineTuneArguments, label_phrases: dict[str, str]):
-    name = args.model_name_or_path or default_encoder()
+def encoder_with_mlm_head(name: str, args: FineTuneArguments, accelerator) -> str:
+    """FiveFine reads types at a mask through the MLM head: a plain encoder without one gets a fitted head first
+    (built once on the main process, cached, reused by every later run with the same encoder and sentences)."""
+    if args.fit_mlm_head == "never" or args.model_family != "fivefine":
+        return name
+    if AutoConfig.from_pretrained(name).model_type != "bert" or has_mlm_head(name):
+        return name
+    sentences = read_sentences(args.mlm_head_texts or [args.train_file, args.validation_file])
+    with accelerator.main_process_first():
+        return str(cached_encoder_with_mlm_head(name, sentences, args.cache_dir))
+
+
+def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelerator):
+    name = encoder_with_mlm_head(args.model_name_or_path or default_encoder(), args, accelerator)
     overrides = {"decision": args.decision}
     if args.max_seq_length:
         overrides["max_seq_length"] = args.max_seq_length
@@ -253,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
                 logger.warning(f"{name}: {unknown} gold labels are outside the label set; no model can predict them.")
 
     # ---- model and features
-    model, tokenizer = build_model(args, label_phrases)
+    model, tokenizer = build_model(args, label_phrases, accelerator)
     encoder = model.get_mention_encoder(tokenizer)
     label2id = model.config.label2id
 
