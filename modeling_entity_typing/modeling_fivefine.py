@@ -42,6 +42,14 @@ class TypePhraseEncoder(nn.Module):
     maps of the token embeddings; heads are concatenated, projected by `output`, doubled (the reference's `'an'`
     post-process adds the output to itself) and layer-normalised. The paper's Eq. 2 has no output projection and no
     LayerNorm; the code's form is kept so the released weights load.
+
+    `encode_phrases` (what `encode_types` uses) computes `forward` without its per-position projections, which cost
+    as much as the encoder when training on UFET's 10,331 types: keys and values depend only on the word piece, so
+    each distinct piece (5.6k there) is projected once and gathered back per position; the key enters only through
+    `k_h . q_h = e . (W_k,h^T q_h) + b_k,h . q_h`, so the query is folded into the key weight (one score per piece and
+    head); padding, whose weight is exactly 0, is skipped in the weighted sum. Each step is an exact rewrite, and the
+    mask, softmax and dropout act on the same `(types, heads, len)` tensor, so values and all gradients equal
+    `forward`'s up to float rounding (seeded dropout included).
     """
 
     def __init__(self, config: FiveFineConfig):
@@ -56,17 +64,55 @@ class TypePhraseEncoder(nn.Module):
         self.dropout = nn.Dropout(config.type_attention_dropout)
         self.layer_norm = nn.LayerNorm(hidden_size)  # eps 1e-5 as in the reference (torch default)
 
+    def _head_queries(self) -> torch.Tensor:
+        return self.query.view(self.num_heads, self.head_size) + self.head_offset  # (heads, head_size)
+
+    def _attention_weights(self, scores: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """`(types, heads, len)` scores -> masked softmax weights, with attention dropout."""
+        scores = scores.masked_fill(~token_mask[:, None, :], torch.finfo(scores.dtype).min)
+        return self.dropout(scores.softmax(dim=-1))
+
+    def _project(self, pooled: torch.Tensor) -> torch.Tensor:
+        """`(types, heads, head_size)` pooled values -> `(types, hidden)` type vectors."""
+        return self.layer_norm(2 * self.output(pooled.flatten(1)))
+
     def forward(self, token_embeddings: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """`(num_types, max_len, hidden)` embeddings and `(num_types, max_len)` mask -> `(num_types, hidden)`."""
         num_types, length, _ = token_embeddings.shape
         keys = self.key(token_embeddings).view(num_types, length, self.num_heads, self.head_size)
         values = self.value(token_embeddings).view(num_types, length, self.num_heads, self.head_size)
-        query = self.query.view(self.num_heads, self.head_size) + self.head_offset  # (heads, head_size)
-        scores = torch.einsum("tlhd,hd->thl", keys, query) / math.sqrt(self.head_size)
-        scores = scores.masked_fill(~token_mask[:, None, :], torch.finfo(scores.dtype).min)
-        weights = self.dropout(scores.softmax(dim=-1))
-        pooled = torch.einsum("thl,tlhd->thd", weights, values).reshape(num_types, -1)
-        return self.layer_norm(2 * self.output(pooled))
+        scores = torch.einsum("tlhd,hd->thl", keys, self._head_queries()) / math.sqrt(self.head_size)
+        weights = self._attention_weights(scores, token_mask)
+        return self._project(torch.einsum("thl,tlhd->thd", weights, values))
+
+    def encode_phrases(
+        self, embedding_matrix: torch.Tensor, token_ids: torch.Tensor, token_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """`forward(embedding_matrix[token_ids], token_mask)`, projecting each distinct word piece once."""
+        num_types, length = token_ids.shape
+        # A masked position of a row with an unmasked one scores finfo.min, whose softmax weight underflows to exactly
+        # 0 (and stays 0 through dropout), so it adds nothing to the pooled value or to any gradient: it is dropped.
+        # A row with no unmasked token keeps all its positions, as `forward` spreads uniform weight over them.
+        kept = token_mask | ~token_mask.any(dim=1, keepdim=True)
+        type_index, position_index = kept.nonzero(as_tuple=True)  # (positions,)
+        pieces, inverse = torch.unique(token_ids[type_index, position_index], return_inverse=True)
+        piece_embeddings = embedding_matrix[pieces]  # (pieces, hidden)
+        query = self._head_queries()
+        key_weight = self.key.weight.view(self.num_heads, self.head_size, -1)  # rows of head h: W_k,h
+        folded_weight = torch.einsum("hdi,hd->ih", key_weight, query)  # (hidden, heads): W_k,h^T q_h
+        folded_bias = (self.key.bias.view(self.num_heads, self.head_size) * query).sum(-1)  # (heads,): b_k,h . q_h
+        piece_scores = (piece_embeddings @ folded_weight + folded_bias) / math.sqrt(self.head_size)
+        piece_values = self.value(piece_embeddings).view(-1, self.num_heads, self.head_size)
+        # Softmax and dropout run on the same dense (types, heads, len) tensor as in `forward`, so a seeded dropout
+        # draws the same mask; dropped positions get any score, since the mask overwrites it.
+        scores = piece_scores.new_zeros(num_types, length, self.num_heads)
+        scores = scores.index_put((type_index, position_index), piece_scores[inverse]).transpose(1, 2)
+        weights = self._attention_weights(scores, token_mask)[type_index, :, position_index]  # (positions, heads)
+        # The gathers' backward sums the gradients of every position of a piece into its row, as the gradient of
+        # `embedding_matrix[token_ids]` sums them into the embedding row under `forward`.
+        contributions = weights[..., None] * piece_values[inverse]  # (positions, heads, head_size)
+        pooled = contributions.new_zeros(num_types, self.num_heads, self.head_size)
+        return self._project(pooled.index_add(0, type_index, contributions))
 
 
 def _report_loading(name_or_path, loading_info: dict) -> None:
@@ -113,6 +159,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
     """
 
     config: FiveFineConfig
+    head_parameter_prefixes = ("type_encoder.",)
     _tied_weights_keys = {
         "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias",
@@ -221,8 +268,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
     # ------------------------------------------------------------------------------------------------- type vectors
     def encode_types(self, type_phrase_ids: torch.Tensor, type_phrase_mask: torch.Tensor) -> torch.Tensor:
         """Type vectors `(num_types, hidden)`: phrase tokens embedded with the tied MLM output weights, then pooled."""
-        token_embeddings = self.cls.predictions.decoder.weight[type_phrase_ids]
-        return self.type_encoder(token_embeddings, type_phrase_mask.bool())
+        return self.type_encoder.encode_phrases(
+            self.cls.predictions.decoder.weight, type_phrase_ids, type_phrase_mask.bool()
+        )
 
     def _type_weights(self) -> list[nn.Parameter]:
         return [self.cls.predictions.decoder.weight, *self.type_encoder.parameters()]
