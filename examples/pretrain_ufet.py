@@ -31,8 +31,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, corrupt_for_mlm
+from modeling_entity_typing.decision import decide
 from modeling_entity_typing.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
-from modeling_entity_typing.scoring import typing_scores
+from modeling_entity_typing.scoring import tune_threshold, typing_scores
 from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
     TrainingArguments,
@@ -45,7 +46,7 @@ from modeling_entity_typing.training import (
     featurize_split,
     freeze_unused_heads,
     global_batch_size,
-    predict_labels,
+    predict_probabilities,
     save_final,
     summarize,
     train_with_selection,
@@ -77,6 +78,11 @@ class UFETArguments:
     original_label_weight: float = field(default=5.0, metadata={"help": "BCE weight of original labels."})
     extra_label_weight: float = field(default=1.0, metadata={"help": "BCE weight of prompt labels (extra_labels)."})
     max_validation_samples: int | None = field(default=None, metadata={"help": "Score only the first N dev lines."})
+    tune_threshold: bool = field(
+        default=True,
+        metadata={"help": "Score each dev evaluation at its best threshold (0.05 steps); the selected model keeps its "
+                  "threshold in the config, and test is scored there. Off: the config's threshold (0.5)."},
+    )  # fmt: skip
 
     def __post_init__(self):
         if self.data_format is not None and self.data_format not in FORMATS:
@@ -209,7 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
         test_dataloader = DataLoader(featurize_eval(test, "test"), collate_fn=eval_collator, batch_size=eval_batch)
 
     labels_by_id = [model.config.id2label[index] for index in range(len(label2id))]
-    optimizer = build_optimizer(model, train_args.learning_rate, train_args.weight_decay)
+    optimizer = build_optimizer(
+        model, train_args.learning_rate, train_args.weight_decay, train_args.head_learning_rate
+    )
     lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
     model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, dev_dataloader, lr_scheduler
@@ -218,11 +226,17 @@ def main(argv: list[str] | None = None) -> dict:
         test_dataloader = accelerator.prepare(test_dataloader)
     if train_args.with_tracking:
         accelerator.init_trackers("pretrain_ufet", {**vars(args), **vars(train_args)})
-    threshold = accelerator.unwrap_model(model).config.threshold
+    config = accelerator.unwrap_model(model).config
 
-    def evaluate_on(dataloader, gold: list[list[str]]) -> dict:
-        predictions = predict_labels(model, dataloader, accelerator, labels_by_id, "threshold", threshold)
-        return typing_scores(predictions, gold)
+    def evaluate_on(dataloader, gold: list[list[str]], tune: bool = False) -> dict:
+        """UFET rule scores; with `tune`, at the dev threshold that maximises macro-F1 (recorded as `threshold`)."""
+        probabilities = predict_probabilities(model, dataloader, accelerator)
+        if tune:
+            threshold, scores = tune_threshold(probabilities, gold, labels_by_id)
+            return {**scores, "threshold": threshold}
+        predicted = [[item["label"] for item in decide(row, labels_by_id, "threshold", config.threshold)]
+                     for row in probabilities]  # fmt: skip
+        return {**typing_scores(predicted, gold), "threshold": config.threshold}
 
     def prepare_batch(batch: dict, step: int) -> dict:
         """MLM corruption of the typing input itself, and the NWP inputs only on every `nwp_interval`-th step."""
@@ -250,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
         model,
         optimizer,
         train_dataloader,
-        lambda _: evaluate_on(dev_dataloader, dev_gold),
+        lambda _: evaluate_on(dev_dataloader, dev_gold, tune=args.tune_threshold),
         train_args,
         lr_scheduler=lr_scheduler,
         prepare_batch=prepare_batch,
@@ -259,6 +273,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.streaming:
         skipped.log("train (streamed)")
 
+    if args.tune_threshold and state.best_metrics:  # the selected model's dev threshold goes into its config
+        config.threshold = state.best_metrics["threshold"]
+        logger.info(f"Decision threshold chosen on dev: {config.threshold}")
     results = {"dev": evaluate_on(dev_dataloader, dev_gold)}
     if test_dataloader is not None:
         results["test"] = evaluate_on(test_dataloader, test["labels"])
@@ -274,7 +291,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
     if accelerator.is_main_process:
-        print(f"\nBest dev step {state.best_step} of {state.step}; macro P / R / F1 in % (UFET rule)")
+        print(
+            f"\nBest dev step {state.best_step} of {state.step}; macro P / R / F1 in % (threshold {config.threshold})"
+        )
         for split, scores in results.items():
             precision, recall, f1 = (100 * scores[key] for key in ("macro_precision", "macro_recall", "macro_f1"))
             print(f"  {split:<5} {precision:6.2f} {recall:6.2f} {f1:6.2f}  ({scores['num_mentions']} mentions)")

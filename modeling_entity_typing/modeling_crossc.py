@@ -63,6 +63,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
     """
 
     config: CrossCConfig
+    head_parameter_prefixes = ("type_matrix.",)
 
     def __init__(self, config: CrossCConfig):
         super().__init__(config)

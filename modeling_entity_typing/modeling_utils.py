@@ -24,6 +24,9 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _no_split_modules = ["BertLayer"]
     _can_record_outputs = BertPreTrainedModel._can_record_outputs
+    # Parameter-name prefixes of the typing head on top of the encoder; the optimiser may give them their own
+    # learning rate (`--head_learning_rate`), since they start fresh or from a prior while the encoder is pretrained.
+    head_parameter_prefixes: tuple[str, ...] = ()
 
     @torch.no_grad()
     def _init_weights(self, module):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decision import label_ancestors
+from .decision import decide, label_ancestors
 
 
 def with_ancestors(labels: Sequence[str]) -> set[str]:
@@ -70,6 +70,23 @@ def typing_scores(
     }
 
 
+THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(1, 20))  # 0.05, 0.10, ..., 0.95
+
+
+def tune_threshold(
+    probabilities, references: Sequence[Sequence[str]], labels: Sequence[str], grid: Sequence[float] = THRESHOLD_GRID
+) -> tuple[float, dict[str, float]]:
+    """The threshold of the `"threshold"` rule with the best loose macro-F1 (ties: the higher threshold) on
+    `(mentions, labels)` probabilities, and the scores there. Choose it on dev data, then keep it in the config."""
+    best: tuple[float, float, dict] | None = None
+    for threshold in grid:
+        predicted = [[item["label"] for item in decide(row, labels, "threshold", threshold)] for row in probabilities]
+        scores = typing_scores(predicted, references)
+        if best is None or (scores["macro_f1"], threshold) >= (best[0], best[1]):
+            best = (scores["macro_f1"], threshold, scores)
+    return best[1], best[2]
+
+
 METRIC_PATH = Path(__file__).parent / "metrics" / "entity_typing"
 
 
@@ -80,4 +97,12 @@ def load_typing_metric(**kwargs):
     return evaluate.load(str(METRIC_PATH), **kwargs)
 
 
-__all__ = ["METRIC_PATH", "load_typing_metric", "loose_macro", "typing_scores", "with_ancestors"]
+__all__ = [
+    "METRIC_PATH",
+    "THRESHOLD_GRID",
+    "load_typing_metric",
+    "loose_macro",
+    "tune_threshold",
+    "typing_scores",
+    "with_ancestors",
+]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets
 import torch
@@ -51,7 +52,8 @@ class TrainingArguments:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (FiveFine: 1e-5)."})
     head_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of a fresh type matrix (Cross-C); default: --learning_rate."}
+        default=None,
+        metadata={"help": "Learning rate of the typing head (FiveFine's type pool, Cross-C's type matrix)."},
     )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay, not on biases and LayerNorm."})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "A transformers `SchedulerType`."})
@@ -308,16 +310,17 @@ def build_optimizer(
     learning_rate: float,
     weight_decay: float,
     head_learning_rate: float | None = None,
-    head_prefixes: Sequence[str] = ("type_matrix.",),
 ) -> torch.optim.AdamW:
     """AdamW without decay on names containing `bias` or `LayerNorm` (the reference's grouping; the type encoder's
-    `layer_norm` is decayed, as there). Frozen parameters are left out. With `head_learning_rate`, parameters under
-    `head_prefixes` (Cross-C's fresh type matrix) get their own rate, as Cross-C's head-first stage does."""
+    `layer_norm` is decayed, as there). Frozen parameters are left out. With `head_learning_rate`, the model's
+    typing head (`model.head_parameter_prefixes`: FiveFine's type-phrase pool, Cross-C's type matrix) gets its own
+    rate: a head that starts fresh or from a prior moves faster than the pretrained encoder under it."""
+    head_prefixes = tuple(getattr(model, "head_parameter_prefixes", ()))
     decay, no_decay, head = [], [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        if head_learning_rate is not None and name.startswith(tuple(head_prefixes)):
+        if head_learning_rate is not None and head_prefixes and name.startswith(head_prefixes):
             head.append(parameter)
         else:
             (no_decay if "bias" in name or "LayerNorm" in name else decay).append(parameter)
@@ -357,7 +360,26 @@ def freeze_unused_heads(model: torch.nn.Module, mlm: bool, nwp: bool) -> list[st
 
 
 # --------------------------------------------------------------------------------------------------- prediction
+TRAINING_ONLY_KEYS = ("labels", "label_weights", "nwp_input_ids", "nwp_attention_mask", "nwp_mention_positions",
+                      "nwp_labels")  # fmt: skip
+
+
 @torch.no_grad()
+def predict_probabilities(model: torch.nn.Module, dataloader, accelerator: Accelerator) -> torch.Tensor:
+    """Type probabilities `(rows, types)` for every row of a prepared dataloader, from all processes, in order."""
+    was_training = model.training
+    model.eval()
+    rows: list[tuple[int, torch.Tensor]] = []
+    for batch in dataloader:
+        index = batch.pop("index")
+        for key in TRAINING_ONLY_KEYS:
+            batch.pop(key, None)
+        probabilities = model(**batch).logits.float().sigmoid().cpu()
+        rows.extend(zip(index.tolist(), probabilities))
+    model.train(was_training)
+    return torch.stack(gather_predictions(rows, accelerator))
+
+
 def predict_labels(
     model: torch.nn.Module,
     dataloader,
@@ -365,34 +387,16 @@ def predict_labels(
     labels: Sequence[str],
     decision: str,
     threshold: float = 0.5,
-    show_progress: bool = False,
 ) -> list[list[str]]:
     """Predicted labels for every row of a prepared dataloader, gathered from all processes, in dataset order."""
     if decision not in DECISION_RULES:
         raise ValueError(f"`decision` must be one of {DECISION_RULES}, got {decision!r}.")
-    was_training = model.training
-    model.eval()
-    rows: list[tuple[int, list[str]]] = []
-    for batch in tqdm(dataloader, desc="predict", disable=not (show_progress and accelerator.is_local_main_process)):
-        index = batch.pop("index")
-        for key in (
-            "labels",
-            "label_weights",
-            "nwp_input_ids",
-            "nwp_attention_mask",
-            "nwp_mention_positions",
-            "nwp_labels",
-        ):
-            batch.pop(key, None)
-        probabilities = model(**batch).logits.float().sigmoid().cpu()
-        predicted = [[item["label"] for item in decide(row, labels, decision, threshold)] for row in probabilities]
-        rows.extend(zip(index.tolist(), predicted))
-    model.train(was_training)
-    return gather_predictions(rows, accelerator)
+    probabilities = predict_probabilities(model, dataloader, accelerator)
+    return [[item["label"] for item in decide(row, labels, decision, threshold)] for row in probabilities]
 
 
-def gather_predictions(rows: list[tuple[int, list[str]]], accelerator: Accelerator) -> list[list[str]]:
-    """`(row index, labels)` pairs from every process -> labels in dataset order, each row once.
+def gather_predictions(rows: list[tuple[int, Any]], accelerator: Accelerator) -> list[Any]:
+    """`(row index, prediction)` pairs from every process -> predictions in dataset order, each row once.
 
     Deduplicating by row index replaces `gather_for_metrics`' truncation, which trusts the remainder of the most
     recently exhausted dataloader: evaluating inside a streamed training epoch, that is the training stream's.
@@ -616,6 +620,7 @@ __all__ = [
     "gather_predictions",
     "launch_command_num_processes",
     "predict_labels",
+    "predict_probabilities",
     "save_final",
     "train_with_selection",
 ]

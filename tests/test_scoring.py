@@ -58,3 +58,19 @@ def test_evaluate_module_offline_matches_the_functions():
         metric.add(predictions=prediction, references=reference)
     assert metric.compute(hierarchical=True) == typing_scores(PREDICTIONS, REFERENCES, hierarchical=True)
     assert metric.compute(predictions=PREDICTIONS, references=REFERENCES) == typing_scores(PREDICTIONS, REFERENCES)
+
+
+def test_tune_threshold_picks_the_best_macro_f1_on_the_grid():
+    import torch
+
+    from modeling_entity_typing.scoring import tune_threshold
+
+    labels = ["person", "artist", "city"]
+    probabilities = torch.tensor([[0.9, 0.3, 0.01], [0.8, 0.35, 0.02], [0.1, 0.02, 0.6]])
+    gold = [["person", "artist"], ["person", "artist"], ["city"]]
+    threshold, scores = tune_threshold(probabilities, gold, labels)
+    assert threshold == 0.3  # every gold label passes at 0.30 and no wrong one does; 0.35 loses artist once
+    assert scores["macro_f1"] == 1.0
+    threshold, scores = tune_threshold(probabilities, gold, labels, grid=[0.05, 0.32])
+    assert threshold == 0.32 and scores["macro_f1"] < 1.0  # 0.05 adds wrong labels; 0.32 loses one artist
+    assert tune_threshold(probabilities, gold, labels, grid=[0.2, 0.25])[0] == 0.25  # a tie goes to the higher one
