@@ -22,11 +22,8 @@ from common import DEFAULT_DATA_DIR, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"test_strict_accuracy": "Acc", "test_micro_f1": "Mi-F1", "test_macro_f1": "Ma-F1"}
-# Scaled-down protocol for 2 CPU cores (FiveFine: batch 48, lr 1e-5, >= 1000 steps, patience 500; see BENCHMARKS.md).
-SCHEDULE = [
-    "--per_device_train_batch_size", "16", "--learning_rate", "1e-4", "--max_steps", "150", "--eval_steps", "10",
-    "--min_steps", "80", "--patience", "40", "--per_device_eval_batch_size", "64",
-]  # fmt: skip
+DEV_METRICS = {"dev_strict_accuracy": "dev Acc", "dev_micro_f1": "dev Mi-F1", "dev_macro_f1": "dev Ma-F1"}
+# The schedule is the training script's own defaults (its recipe) unless --train_args overrides part of it.
 
 
 def split_command(args, split: int, output_dir: Path) -> list[str]:
@@ -34,17 +31,17 @@ def split_command(args, split: int, output_dir: Path) -> list[str]:
     data = [
         "--train_file", str(onto / f"onto_train_fewshot5_{split}.json"),
         "--validation_file", str(onto / f"onto_dev_fewshot5_{split}.json"),
-        "--test_file", str(onto / "onto_test_ali.json"),
+        "--test_file", "" if args.dev_only else str(onto / "onto_test_ali.json"),
         "--labels_file", str(onto / "onto_type_vocab_ali.txt"),
         "--drop_other_label", "--output_dir", str(output_dir), "--seed", str(args.seed),
     ]  # fmt: skip
     model = ["--model_name_or_path", args.model_name_or_path] if args.model_name_or_path else []
     if args.method == "direct":
-        return [sys.executable, str(ROOT / "benchmarks" / "bert_direct_fet.py"), *data, *model, *SCHEDULE]
+        return [sys.executable, str(ROOT / "benchmarks" / "bert_direct_fet.py"), *data, *model, *args.train_args]
     fivefine = ["--k_shot", "0", "--phrase_table", "ontonotes", "--right_context", args.right_context]
     if args.single_path_train:
         fivefine.append("--single_path_train")
-    return [sys.executable, str(ROOT / "examples" / "finetune_fet.py"), *data, *fivefine, *model, *SCHEDULE]
+    return [sys.executable, str(ROOT / "examples" / "finetune_fet.py"), *data, *fivefine, *model, *args.train_args]
 
 
 def main() -> None:
@@ -59,11 +56,14 @@ def main() -> None:
     )
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--runs_dir", default=str(ROOT / "outputs" / "bench"))
+    parser.add_argument("--dev_only", action="store_true", help="No test set: for choosing hyperparameters.")
+    parser.add_argument("--name", default=None, help="Run folder prefix (default: method and model).")
     parser.add_argument("--output", required=True, help="JSON file for the aggregate.")
-    args = parser.parse_args()
+    args, args.train_args = parser.parse_known_args()  # the rest goes to the training script as is
 
-    name = f"onto5-{args.method}-{Path(args.model_name_or_path).name if args.model_name_or_path else 'minilm'}"
+    name = args.name or f"onto5-{args.method}-{Path(args.model_name_or_path or 'minilm').name}"
     name += "-single" if args.single_path_train else ""
+    metrics = DEV_METRICS if args.dev_only else {**METRICS, **DEV_METRICS}
     runs = []
     for split in args.splits:
         output_dir = Path(args.runs_dir) / f"{name}-split{split}"
@@ -72,19 +72,19 @@ def main() -> None:
         result = json.loads((output_dir / "all_results.json").read_text())
         seconds = round(time.perf_counter() - started, 1)
         runs.append({"split": split, "seconds": seconds, "best_step": result["best_step"],
-                     **{key: result[key] for key in METRICS}})  # fmt: skip
-        print(f"split {split}: " + ", ".join(f"{label} {100 * result[key]:.2f}" for key, label in METRICS.items()))
+                     **{key: result[key] for key in metrics}})  # fmt: skip
+        print(f"split {split}: " + ", ".join(f"{label} {100 * result[key]:.2f}" for key, label in metrics.items()))
     aggregate = {
         label: {
             "mean": round(100 * statistics.mean(run[key] for run in runs), 2),
             "std": round(100 * statistics.stdev(run[key] for run in runs), 2) if len(runs) > 1 else 0.0,
         }
-        for key, label in METRICS.items()
+        for key, label in metrics.items()
     }
     report = {"method": args.method, "model": args.model_name_or_path or "all-MiniLM-L6-v2",
               "right_context": args.right_context,
-              "single_path_train": args.single_path_train, "schedule": SCHEDULE, "aggregate": aggregate, "runs": runs,
-              "machine": machine()}  # fmt: skip
+              "single_path_train": args.single_path_train, "train_args": args.train_args, "aggregate": aggregate,
+              "runs": runs, "machine": machine()}  # fmt: skip
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2))
     print(" | ".join(f"{label} {v['mean']:.2f} ± {v['std']:.2f}" for label, v in aggregate.items()))

@@ -1,0 +1,206 @@
+"""The free baselines every trained FET model must beat, on FiveFine's OntoNotes 5-shot splits (same data and metric
+as `bench_fet_fewshot.py`: argmax type plus its ancestors; strict accuracy, loose micro-F1, loose macro-F1).
+
+* `prototype`: frozen encoder vectors (mention word pieces mean-pooled, concatenated with the sentence mean), one
+  prototype per type = the mean vector of its training examples (finest label), nearest prototype by cosine.
+* `logreg`: logistic regression (scikit-learn) on the same frozen vectors and finest labels.
+* `zero_shot_mlm`: no labelled example. FiveFine's template read by the encoder with a fitted MLM head; a type's
+  score is the mean log-probability of its phrase's word pieces at the typing mask.
+* `zero_shot_fivefine`: no labelled example. The package's own zero-shot path: a FiveFine model built from that
+  encoder, never fine-tuned, typing through `pipeline(..., candidate_labels=...)`.
+
+    python benchmarks/bench_fet_baselines.py --method prototype --output benchmarks/results/onto_prototype.json
+    python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine --encoder outputs/bench/minilm-mlm \\
+        --output benchmarks/results/onto_zero_shot_fivefine.json
+"""
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import DEFAULT_DATA_DIR, machine, report
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, pipeline
+
+import modeling_entity_typing  # noqa: F401  (registers the pipeline)
+from modeling_entity_typing import BertForPhraseTypeTyping
+from modeling_entity_typing.decision import label_ancestors
+from modeling_entity_typing.label_phrases import label_phrases_for
+from modeling_entity_typing.mention_data import load_mentions
+from modeling_entity_typing.scoring import typing_scores
+from modeling_entity_typing.training import default_encoder
+
+
+METHODS = ("prototype", "logreg", "zero_shot_mlm", "zero_shot_fivefine")
+METRICS = {"strict_accuracy": "Acc", "micro_f1": "Mi-F1", "macro_f1": "Ma-F1"}
+
+
+def onto_paths(data_dir: Path) -> dict:
+    folder = data_dir / "fivefine" / "alifet" / "ontonotes"
+    return {
+        "train": lambda split: folder / f"onto_train_fewshot5_{split}.json",
+        "test": folder / "onto_test_ali.json",
+        "labels": folder / "onto_type_vocab_ali.txt",
+    }
+
+
+def read_labels(path: Path) -> list[str]:
+    return list(dict.fromkeys(line.strip() for line in path.read_text().splitlines() if line.strip()))
+
+
+def finest_label(labels: list[str]) -> str:
+    """FiveFine's training target rules for one example: `/other` dropped next to other labels, finest label kept."""
+    if len(labels) > 1:
+        labels = [label for label in labels if label != "/other"] or labels
+    ancestors = {ancestor for label in labels for ancestor in label_ancestors(label)}
+    return sorted(label for label in labels if label not in ancestors)[0]
+
+
+def with_ancestors(label: str) -> list[str]:
+    return [label, *label_ancestors(label)]
+
+
+@torch.no_grad()
+def frozen_vectors(encoder, tokenizer, records, batch_size: int = 64) -> torch.Tensor:
+    """Mention word pieces mean-pooled, concatenated with the mean of all the sentence's word pieces."""
+    vectors = []
+    for begin in tqdm(range(0, len(records), batch_size), desc="frozen vectors", leave=False):
+        chunk = records[begin : begin + batch_size]
+        encoded = tokenizer(
+            [record["text"] for record in chunk],
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            truncation=True,
+            max_length=512,
+            padding=True,
+            return_tensors="pt",
+        )
+        offsets = encoded.pop("offset_mapping")
+        special = encoded.pop("special_tokens_mask").bool()
+        hidden = encoder(**encoded).last_hidden_state
+        words = encoded["attention_mask"].bool() & ~special
+        for row, record in enumerate(chunk):
+            inside = words[row] & (offsets[row, :, 0] < record["end"]) & (offsets[row, :, 1] > record["start"])
+            if not inside.any():
+                raise ValueError(f"Mention {record['id']} has no word piece within the first 512; cannot embed it.")
+            mention = hidden[row, inside].mean(0)
+            sentence = hidden[row, words[row]].mean(0)
+            vectors.append(torch.cat([mention, sentence]))
+    return torch.stack(vectors)
+
+
+def predict_prototype(train_vectors, train_labels, test_vectors) -> list[str]:
+    types = sorted(set(train_labels))
+    prototypes = torch.stack(
+        [train_vectors[[i for i, label in enumerate(train_labels) if label == t]].mean(0) for t in types]
+    )
+    scores = F.normalize(test_vectors, dim=-1) @ F.normalize(prototypes, dim=-1).T
+    return [types[index] for index in scores.argmax(-1).tolist()]
+
+
+def predict_logreg(train_vectors, train_labels, test_vectors, seed: int) -> list[str]:
+    from sklearn.linear_model import LogisticRegression
+
+    classifier = LogisticRegression(max_iter=2000, random_state=seed)
+    classifier.fit(train_vectors.numpy(), np.array(train_labels))
+    return classifier.predict(test_vectors.numpy()).tolist()
+
+
+@torch.no_grad()
+def mlm_zero_shot_scores(model, tokenizer, records, batch_size: int = 64) -> torch.Tensor:
+    """Mean log-probability of each type phrase's word pieces at the typing mask: `(mentions, types)`."""
+    encoder = model.get_mention_encoder(tokenizer)
+    ids, mask = model.type_phrase_ids, model.type_phrase_mask.float()
+    scores = []
+    for begin in tqdm(range(0, len(records), batch_size), desc="zero-shot", leave=False):
+        chunk = records[begin : begin + batch_size]
+        encoded = encoder.encode_batch([(r["text"], r["start"], r["end"]) for r in chunk])
+        padded = tokenizer.pad({"input_ids": [e.input_ids for e in encoded]}, return_tensors="pt")
+        hidden = model.bert(**padded).last_hidden_state
+        at_mask = hidden[torch.arange(len(chunk)), [e.mention_position for e in encoded]]
+        log_probs = model.cls(at_mask).log_softmax(-1)  # (batch, vocab)
+        scores.append((log_probs[:, ids] * mask).sum(-1) / mask.sum(-1))
+    return torch.cat(scores)
+
+
+def score(predicted: list[list[str]], records) -> dict:
+    return typing_scores(predicted, [record["labels"] for record in records], hierarchical=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--encoder", default=None, help="BERT encoder (zero-shot: one with a fitted MLM head).")
+    parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seed", type=int, default=7771)
+    parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+
+    paths = onto_paths(Path(args.data_dir))
+    labels = read_labels(paths["labels"])
+    test = list(load_mentions(str(paths["test"]), "ali"))
+    encoder_path = args.encoder or default_encoder()
+    started = time.perf_counter()
+    runs = []
+    if args.method in ("prototype", "logreg"):
+        tokenizer = AutoTokenizer.from_pretrained(encoder_path)
+        encoder = AutoModel.from_pretrained(encoder_path).eval()
+        test_vectors = frozen_vectors(encoder, tokenizer, test)
+        for split in args.splits:
+            train = list(load_mentions(str(paths["train"](split)), "ali"))
+            train_labels = [finest_label(record["labels"]) for record in train]
+            train_vectors = frozen_vectors(encoder, tokenizer, train)
+            if args.method == "prototype":
+                finest = predict_prototype(train_vectors, train_labels, test_vectors)
+            else:
+                finest = predict_logreg(train_vectors, train_labels, test_vectors, args.seed)
+            runs.append({"split": split, **score([with_ancestors(label) for label in finest], test)})
+    else:  # zero-shot: no training data at all, so one run stands for every split
+        phrases = label_phrases_for(labels, "ontonotes")
+        model, tokenizer = BertForPhraseTypeTyping.from_encoder(encoder_path, phrases, nwp_loss_weight=0.0)
+        model.eval()
+        if args.method == "zero_shot_mlm":
+            best = mlm_zero_shot_scores(model, tokenizer, test).argmax(-1).tolist()
+            predicted = [with_ancestors(labels[index]) for index in best]
+        else:
+            typer = pipeline("entity-typing", model=model, tokenizer=tokenizer)
+            outputs = typer(
+                [{"text": r["text"], "span": (r["start"], r["end"])} for r in test],
+                batch_size=64,
+                candidate_labels=phrases,
+                decision="argmax_with_ancestors",
+            )
+            predicted = [[item["label"] for item in output["labels"]] for output in outputs]
+        runs.append({"split": "none (zero-shot)", **score(predicted, test)})
+
+    aggregate = {
+        label: {
+            "mean": round(100 * statistics.mean(run[key] for run in runs), 2),
+            "std": round(100 * statistics.stdev(run[key] for run in runs), 2) if len(runs) > 1 else 0.0,
+        }
+        for key, label in METRICS.items()
+    }
+    for run in runs:
+        print(f"split {run['split']}: " + ", ".join(f"{name} {100 * run[key]:.2f}" for key, name in METRICS.items()))
+    print(" | ".join(f"{name} {value['mean']:.2f} ± {value['std']:.2f}" for name, value in aggregate.items()))
+    report(
+        {
+            "method": args.method,
+            "encoder": str(encoder_path),
+            "aggregate": aggregate,
+            "runs": runs,
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": machine(),
+        },
+        args.output,
+    )
+
+
+if __name__ == "__main__":
+    main()
