@@ -195,6 +195,12 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             init.zeros_(module.value.bias)
             init.copy_(module.output.weight, torch.eye(module.output.weight.size(0)) / 2)
             init.zeros_(module.output.bias)
+            # Gain 1/sqrt(hidden): a mention vector and a type vector are both layer-normalised (norm ~sqrt(hidden)),
+            # so with gain 1 the first logits are in the hundreds and most of 10k UFET types start "positive"; the
+            # sigmoid saturates and BCE spends its first steps crushing every score, prior included. Scaled like
+            # attention's q.k / sqrt(d), scores start near unit size; the ranking of types is unchanged.
+            init.constant_(module.layer_norm.weight, 1 / math.sqrt(module.layer_norm.weight.size(0)))
+            init.zeros_(module.layer_norm.bias)
         elif isinstance(module, BertForPhraseTypeTyping):
             # `from_pretrained` builds on the meta device: non-persistent buffers must be filled here.
             ids, mask = module._label_set_tensors()
