@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo test lint bench bench-train bench-crossc clean
+.PHONY: install demo test test-slow lint bench bench-train bench-quality bench-crossc clean
 
 # torch is installed first and pinned: a bare `torch` requirement on a machine without it pulls GBs of CUDA wheels.
 $(STAMP): setup.cfg pyproject.toml
@@ -24,6 +24,10 @@ demo: $(STAMP)
 # `pytest` (not `python -m pytest`): the repo root must stay off sys.path, or `configuration` imports twice.
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/pytest
+
+# Long tests (the demo recipe's quality guard on the real encoder, multi-process runs); CI runs them after `make test`.
+test-slow: $(STAMP)
+	$(OFFLINE) $(BIN)/pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,6 +55,32 @@ bench-train: $(STAMP)
 		--output benchmarks/results/onto_direct.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_training_throughput.py --output benchmarks/results/training_throughput.json
 	$(OFFLINE) $(BIN)/python benchmarks/ufet_prior_baseline.py
+
+# Typing quality against the free baselines (BENCHMARKS.md, "Typing quality"): about 2 hours on 2 CPU cores.
+# The MLM head is fitted on train/dev sentences only, never a test split.
+MLM_TEXTS := $(sort $(wildcard $(UFET)/train.json $(UFET)/dev.json ../shared/data/fivefine/ontonotes/g_dev_dev_5.json \
+	../shared/data/fivefine/alifet/*/*_train_fewshot5_*.json ../shared/data/fivefine/alifet/*/*_dev_fewshot5_*.json))
+RESULTS := benchmarks/results
+MINILM_MLM := outputs/bench/minilm-mlm
+bench-quality: $(STAMP)
+	mkdir -p $(RESULTS)
+	test -d $(MINILM_MLM) || $(OFFLINE) $(BIN)/python examples/fit_mlm_head.py --train_file $(MLM_TEXTS) \
+		--output_dir $(MINILM_MLM)
+	for method in prototype logreg; do $(OFFLINE) $(BIN)/python benchmarks/bench_fet_baselines.py --method $$method \
+		--output $(RESULTS)/onto_$$method.json || exit 1; done
+	for method in zero_shot_mlm zero_shot_fivefine; do $(OFFLINE) $(BIN)/python benchmarks/bench_fet_baselines.py \
+		--method $$method --encoder $(MINILM_MLM) --output $(RESULTS)/onto_$$method.json || exit 1; done
+	for seed in 1 2; do $(OFFLINE) $(BIN)/python examples/pretrain_ufet.py --model_name_or_path $(MINILM_MLM) \
+		--train_file $(UFET)/train.json --validation_file $(UFET)/dev.json --test_file $(UFET)/test.json \
+		--types_file $(UFET)/types.txt --output_dir outputs/bench/ufet-crowd-seed$$seed --seed $$seed \
+		--max_steps 400 --eval_steps 100 --learning_rate 5e-5 || exit 1; done
+	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine \
+		--encoder outputs/bench/ufet-crowd-seed1 --output $(RESULTS)/onto_zero_shot_fivefine_ufet.json
+	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method fivefine --model_name_or_path $(MINILM_MLM) \
+		--output $(RESULTS)/onto_fivefine_plain.json
+	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method fivefine \
+		--model_name_or_path outputs/bench/ufet-crowd-seed1 --output $(RESULTS)/onto_fivefine_ufet.json
+	$(OFFLINE) $(BIN)/python benchmarks/bench_ufet_step.py --repeats 3 --output $(RESULTS)/ufet_step.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info outputs benchmarks/results

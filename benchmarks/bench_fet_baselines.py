@@ -6,8 +6,9 @@ as `bench_fet_fewshot.py`: argmax type plus its ancestors; strict accuracy, loos
 * `logreg`: logistic regression (scikit-learn) on the same frozen vectors and finest labels.
 * `zero_shot_mlm`: no labelled example. FiveFine's template read by the encoder with a fitted MLM head; a type's
   score is the mean log-probability of its phrase's word pieces at the typing mask.
-* `zero_shot_fivefine`: no labelled example. The package's own zero-shot path: a FiveFine model built from that
-  encoder, never fine-tuned, typing through `pipeline(..., candidate_labels=...)`.
+* `zero_shot_fivefine`: no labelled example. The package's own zero-shot path: a FiveFine model never fine-tuned on
+  these labels (built from that encoder, or a FiveFine checkpoint such as the UFET model), typing through
+  `pipeline(..., candidate_labels=...)`.
 
     python benchmarks/bench_fet_baselines.py --method prototype --output benchmarks/results/onto_prototype.json
     python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine --encoder outputs/bench/minilm-mlm \\
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from common import DEFAULT_DATA_DIR, machine, report
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer, pipeline
+from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 
 import modeling_entity_typing  # noqa: F401  (registers the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping
@@ -163,7 +164,11 @@ def main() -> None:
             runs.append({"split": split, **score([with_ancestors(label) for label in finest], test)})
     else:  # zero-shot: no training data at all, so one run stands for every split
         phrases = label_phrases_for(labels, "ontonotes")
-        model, tokenizer = BertForPhraseTypeTyping.from_encoder(encoder_path, phrases, nwp_loss_weight=0.0)
+        if AutoConfig.from_pretrained(encoder_path).model_type == "fivefine":  # e.g. the UFET model: new labels
+            model, tokenizer = AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path)
+            model.set_label_set(phrases, tokenizer)
+        else:
+            model, tokenizer = BertForPhraseTypeTyping.from_encoder(encoder_path, phrases, nwp_loss_weight=0.0)
         model.eval()
         if args.method == "zero_shot_mlm":
             best = mlm_zero_shot_scores(model, tokenizer, test).argmax(-1).tolist()

@@ -65,6 +65,9 @@ class TrainingArguments:
         default=None, metadata={"help": "Stop once the dev score has not improved for more than this many steps."}
     )
     eval_steps: int = field(default=100, metadata={"help": "Evaluate on the dev set every N optimizer steps."})
+    eval_at_start: bool = field(
+        default=False, metadata={"help": "Also evaluate before the first step, so the starting model can be selected."}
+    )
     checkpointing_steps: int | None = field(
         default=None, metadata={"help": "Save a resumable accelerate state every N steps (off: None)."}
     )
@@ -491,6 +494,31 @@ def train_with_selection(
     progress = tqdm(
         total=args.max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process
     )
+
+    def record_evaluation(best_weights: dict | None) -> dict | None:
+        """Evaluate on dev, log it in the history, and keep a copy of the weights when they are the best so far."""
+        metrics = evaluate(model)
+        # Mean over all processes' batches (each process only sees its shard): one collective per eval.
+        window = torch.tensor([state.window_loss, state.window_batches], device=accelerator.device)
+        window_loss, window_batches = accelerator.reduce(window, reduction="sum").tolist()
+        train_loss = window_loss / window_batches if window_batches else None  # None: before the first step
+        record = {"step": state.step, "train_loss": train_loss, **metrics}
+        state.window_loss, state.window_batches = 0.0, 0
+        state.history.append(record)
+        key = _selection_key(metrics, selection_keys)
+        if state.best_key is None or key > state.best_key:
+            state.best_key, state.best_step, state.best_metrics = key, state.step, metrics
+            weights = accelerator.unwrap_model(model).state_dict()
+            best_weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in weights.items()}
+        shown = {key: f"{metrics[key]:.4f}" for key in selection_keys}
+        progress.set_postfix(loss="-" if train_loss is None else f"{train_loss:.4f}", **shown)
+        if args.with_tracking:
+            accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=state.step)
+        return best_weights
+
+    if args.eval_at_start and state.step == 0 and not state.history:
+        # The starting model competes too: when fine-tuning only loses the prior, selection keeps the prior.
+        best_weights = record_evaluation(best_weights)
     model.train()
     done = state.step >= args.max_steps or state.stopped_early
     while not done:
@@ -528,22 +556,7 @@ def train_with_selection(
             state.train_seconds += time.perf_counter() - step_started
             progress.update(1)
             if state.step % args.eval_steps == 0 or state.step >= args.max_steps:
-                metrics = evaluate(model)
-                # Mean over all processes' batches (each process only sees its shard): one collective per eval.
-                window = torch.tensor([state.window_loss, state.window_batches], device=accelerator.device)
-                window_loss, window_batches = accelerator.reduce(window, reduction="sum").tolist()
-                record = {"step": state.step, "train_loss": window_loss / max(window_batches, 1), **metrics}
-                state.window_loss, state.window_batches = 0.0, 0
-                state.history.append(record)
-                key = _selection_key(metrics, selection_keys)
-                if state.best_key is None or key > state.best_key:
-                    state.best_key, state.best_step, state.best_metrics = key, state.step, metrics
-                    weights = accelerator.unwrap_model(model).state_dict()
-                    best_weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in weights.items()}
-                shown = {key: f"{metrics[key]:.4f}" for key in selection_keys}
-                progress.set_postfix(loss=f"{record['train_loss']:.4f}", **shown)
-                if args.with_tracking:
-                    accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=state.step)
+                best_weights = record_evaluation(best_weights)
                 stale = state.step - state.best_step
                 if args.patience is not None and state.step >= args.min_steps and stale > args.patience:
                     state.stopped_early = True

@@ -101,6 +101,14 @@ def test_finetune_end_to_end(tiny_checkpoint, fet_files, tmp_path):
     assert (tmp_path / "tokenizer_config.json").is_file() and (tmp_path / "model.safetensors").is_file()
 
 
+def test_eval_at_start_lets_the_starting_model_compete(tiny_checkpoint, fet_files, tmp_path):
+    summary = finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path, "--eval_at_start", "true"))
+    assert [entry["step"] for entry in summary["history"]] == [0, 2, 4, 6, 8]
+    assert summary["history"][0]["train_loss"] is None and summary["history"][1]["train_loss"] > 0
+    best = max(summary["history"], key=lambda entry: (entry["macro_f1"], entry["strict_accuracy"]))
+    assert summary["best_step"] == best["step"]  # the first best wins ties, step 0 included
+
+
 def test_finetune_k_shot_and_label_files(tiny_checkpoint, fet_files, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("/person\n/person/author\n/location\n/location/city\n/organization\n/organization/company\n")
