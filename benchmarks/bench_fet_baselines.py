@@ -4,6 +4,8 @@ as `bench_fet_fewshot.py`: argmax type plus its ancestors; strict accuracy, loos
 * `prototype`: frozen encoder vectors (mention word pieces mean-pooled, concatenated with the sentence mean), one
   prototype per type = the mean vector of its training examples (finest label), nearest prototype by cosine.
 * `logreg`: logistic regression (scikit-learn) on the same frozen vectors and finest labels.
+* `mask_prototype`: a diagnostic, not a baseline: nearest prototype on FiveFine's own frozen mention vectors (the
+  MLM transform at the typing mask of its template), which shows how much the mask slot knows before training.
 * `zero_shot_mlm`: no labelled example. FiveFine's template read by the encoder with a fitted MLM head; a type's
   score is the mean log-probability of its phrase's word pieces at the typing mask.
 * `zero_shot_fivefine`: no labelled example. The package's own zero-shot path: a FiveFine model never fine-tuned on
@@ -36,7 +38,7 @@ from modeling_entity_typing.scoring import typing_scores
 from modeling_entity_typing.training import default_encoder
 
 
-METHODS = ("prototype", "logreg", "zero_shot_mlm", "zero_shot_fivefine")
+METHODS = ("prototype", "logreg", "mask_prototype", "zero_shot_mlm", "zero_shot_fivefine")
 METRICS = {"strict_accuracy": "Acc", "micro_f1": "Mi-F1", "macro_f1": "Ma-F1"}
 
 
@@ -44,6 +46,7 @@ def onto_paths(data_dir: Path) -> dict:
     folder = data_dir / "fivefine" / "alifet" / "ontonotes"
     return {
         "train": lambda split: folder / f"onto_train_fewshot5_{split}.json",
+        "dev": lambda split: folder / f"onto_dev_fewshot5_{split}.json",
         "test": folder / "onto_test_ali.json",
         "labels": folder / "onto_type_vocab_ali.txt",
     }
@@ -112,6 +115,21 @@ def predict_logreg(train_vectors, train_labels, test_vectors, seed: int) -> list
 
 
 @torch.no_grad()
+def mask_vectors(model, tokenizer, records, batch_size: int = 64) -> torch.Tensor:
+    """FiveFine's own mention vectors (the MLM transform at the template's typing mask), frozen."""
+    encoder = model.get_mention_encoder(tokenizer)
+    vectors = []
+    for begin in range(0, len(records), batch_size):
+        encoded = encoder.encode_batch(
+            [(r["text"], r["start"], r["end"]) for r in records[begin : begin + batch_size]]
+        )
+        padded = tokenizer.pad({"input_ids": [e.input_ids for e in encoded]}, return_tensors="pt")
+        positions = torch.tensor([e.mention_position for e in encoded])
+        vectors.append(model.embed_mentions(padded["input_ids"], padded["attention_mask"], positions))
+    return torch.cat(vectors)
+
+
+@torch.no_grad()
 def mlm_zero_shot_scores(model, tokenizer, records, batch_size: int = 64) -> torch.Tensor:
     """Mean log-probability of each type phrase's word pieces at the typing mask: `(mentions, types)`."""
     encoder = model.get_mention_encoder(tokenizer)
@@ -138,6 +156,7 @@ def main() -> None:
     parser.add_argument("--encoder", default=None, help="BERT encoder (zero-shot: one with a fitted MLM head).")
     parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--seed", type=int, default=7771)
+    parser.add_argument("--eval_on", choices=["test", "dev"], default="test", help="dev: each split's dev file.")
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
@@ -148,21 +167,14 @@ def main() -> None:
     test = list(load_mentions(str(paths["test"]), "ali"))
     encoder_path = args.encoder or default_encoder()
     started = time.perf_counter()
-    runs = []
     if args.method in ("prototype", "logreg"):
         tokenizer = AutoTokenizer.from_pretrained(encoder_path)
         encoder = AutoModel.from_pretrained(encoder_path).eval()
-        test_vectors = frozen_vectors(encoder, tokenizer, test)
-        for split in args.splits:
-            train = list(load_mentions(str(paths["train"](split)), "ali"))
-            train_labels = [finest_label(record["labels"]) for record in train]
-            train_vectors = frozen_vectors(encoder, tokenizer, train)
-            if args.method == "prototype":
-                finest = predict_prototype(train_vectors, train_labels, test_vectors)
-            else:
-                finest = predict_logreg(train_vectors, train_labels, test_vectors, args.seed)
-            runs.append({"split": split, **score([with_ancestors(label) for label in finest], test)})
-    else:  # zero-shot: no training data at all, so one run stands for every split
+
+        def embed(records):
+            return frozen_vectors(encoder, tokenizer, records)
+
+    else:
         phrases = label_phrases_for(labels, "ontonotes")
         if AutoConfig.from_pretrained(encoder_path).model_type == "fivefine":  # e.g. the UFET model: new labels
             model, tokenizer = AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path)
@@ -170,19 +182,44 @@ def main() -> None:
         else:
             model, tokenizer = BertForPhraseTypeTyping.from_encoder(encoder_path, phrases, nwp_loss_weight=0.0)
         model.eval()
+
+        def embed(records):
+            return mask_vectors(model, tokenizer, records)
+
+    def zero_shot(records) -> list[list[str]]:
         if args.method == "zero_shot_mlm":
-            best = mlm_zero_shot_scores(model, tokenizer, test).argmax(-1).tolist()
-            predicted = [with_ancestors(labels[index]) for index in best]
-        else:
-            typer = pipeline("entity-typing", model=model, tokenizer=tokenizer)
-            outputs = typer(
-                [{"text": r["text"], "span": (r["start"], r["end"])} for r in test],
-                batch_size=64,
-                candidate_labels=phrases,
-                decision="argmax_with_ancestors",
+            best = mlm_zero_shot_scores(model, tokenizer, records).argmax(-1).tolist()
+            return [with_ancestors(labels[index]) for index in best]
+        typer = pipeline("entity-typing", model=model, tokenizer=tokenizer)
+        outputs = typer(
+            [{"text": r["text"], "span": (r["start"], r["end"])} for r in records],
+            batch_size=64,
+            candidate_labels=phrases,
+            decision="argmax_with_ancestors",
+        )
+        return [[item["label"] for item in output["labels"]] for output in outputs]
+
+    runs, cached = [], {}
+    for split in args.splits:
+        evaluated = test if args.eval_on == "test" else list(load_mentions(str(paths["dev"](split)), "ali"))
+        if args.method.startswith("zero_shot"):  # no training data: on test, one run stands for every split
+            if args.eval_on == "test" and runs:
+                break
+            runs.append(
+                {"split": split if args.eval_on == "dev" else "none", **score(zero_shot(evaluated), evaluated)}
             )
-            predicted = [[item["label"] for item in output["labels"]] for output in outputs]
-        runs.append({"split": "none (zero-shot)", **score(predicted, test)})
+            continue
+        if args.eval_on == "test":
+            cached.setdefault("test", embed(test))
+        evaluated_vectors = cached["test"] if args.eval_on == "test" else embed(evaluated)
+        train = list(load_mentions(str(paths["train"](split)), "ali"))
+        train_labels = [finest_label(record["labels"]) for record in train]
+        train_vectors = embed(train)
+        if args.method == "logreg":
+            finest = predict_logreg(train_vectors, train_labels, evaluated_vectors, args.seed)
+        else:
+            finest = predict_prototype(train_vectors, train_labels, evaluated_vectors)
+        runs.append({"split": split, **score([with_ancestors(label) for label in finest], evaluated)})
 
     aggregate = {
         label: {
@@ -198,6 +235,7 @@ def main() -> None:
         {
             "method": args.method,
             "encoder": str(encoder_path),
+            "eval_on": args.eval_on,
             "aggregate": aggregate,
             "runs": runs,
             "seconds": round(time.perf_counter() - started, 1),

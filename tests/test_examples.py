@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -304,3 +305,17 @@ def test_pretrain_on_two_processes(tiny_checkpoint, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "out" / "all_results.json").read_text())["num_processes"] == 2
+
+
+def test_recipe_defaults_are_what_help_says(capsys):
+    # The recipe chosen on OntoNotes dev data (BENCHMARKS.md, "Recipe experiments") is the script's default.
+    recipe = {"learning_rate": 2e-4, "per_device_train_batch_size": 16, "max_steps": 150, "eval_steps": 10,
+              "min_steps": 80, "patience": 40, "eval_at_start": True}  # fmt: skip
+    args, train_args = finetune_fet.parse_args(["--output_dir", "unused"])
+    assert {name: getattr(train_args, name) for name in recipe} == recipe
+    assert args.single_path_train is True and args.fit_mlm_head == "auto" and train_args.head_learning_rate is None
+    with pytest.raises(SystemExit):
+        finetune_fet.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for name, value in {**recipe, "single_path_train": True, "fit_mlm_head": "auto"}.items():
+        assert re.search(rf"--{name} .*?\(default: {re.escape(str(value))}\)", help_text), name
