@@ -171,6 +171,7 @@ def test_finetune_fet_from_a_crossc_checkpoint(crossc_checkpoint, tmp_path):
             "threshold",
             "--threshold",
             "0.4",
+            "--no_single_path_train",  # the threshold rule types every level of the path
         )  # fmt: skip
     )
     assert summary["model_type"] == "crossc" and summary["num_types"] == 7
