@@ -73,7 +73,7 @@ bench-quality: $(STAMP)
 	for seed in 1 2; do $(OFFLINE) $(BIN)/python examples/pretrain_ufet.py --model_name_or_path $(MINILM_MLM) \
 		--train_file $(UFET)/train.json --validation_file $(UFET)/dev.json --test_file $(UFET)/test.json \
 		--types_file $(UFET)/types.txt --output_dir outputs/bench/ufet-crowd-seed$$seed --seed $$seed \
-		--max_steps 400 --eval_steps 100 --learning_rate 5e-5 || exit 1; done
+		--max_steps 400 --eval_steps 100 --learning_rate 5e-5 --head_learning_rate 1e-3 || exit 1; done
 	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine \
 		--encoder outputs/bench/ufet-crowd-seed1 --output $(RESULTS)/onto_zero_shot_fivefine_ufet.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method fivefine --model_name_or_path $(MINILM_MLM) \

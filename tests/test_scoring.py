@@ -74,3 +74,26 @@ def test_tune_threshold_picks_the_best_macro_f1_on_the_grid():
     threshold, scores = tune_threshold(probabilities, gold, labels, grid=[0.05, 0.32])
     assert threshold == 0.32 and scores["macro_f1"] < 1.0  # 0.05 adds wrong labels; 0.32 loses one artist
     assert tune_threshold(probabilities, gold, labels, grid=[0.2, 0.25])[0] == 0.25  # a tie goes to the higher one
+
+
+def test_tune_threshold_scan_equals_scoring_every_threshold_with_decide():
+    import torch
+
+    from modeling_entity_typing.decision import decide
+    from modeling_entity_typing.scoring import THRESHOLD_GRID, tune_threshold
+
+    generator = torch.Generator().manual_seed(0)
+    labels = [f"t{index}" for index in range(40)]
+    probabilities = torch.rand(60, 40, generator=generator) ** 3
+    references = [
+        [labels[i] for i in torch.randperm(40, generator=generator)[: 1 + row % 4].tolist()] for row in range(60)
+    ]
+    references[5] = ["unknown_label", "t1"]  # gold outside the label set still counts in recall
+    by_decide = {}
+    for threshold in THRESHOLD_GRID:
+        predicted = [[item["label"] for item in decide(row, labels, "threshold", threshold)] for row in probabilities]
+        by_decide[threshold] = typing_scores(predicted, references)["macro_f1"]
+    expected = max(THRESHOLD_GRID, key=lambda threshold: (by_decide[threshold], threshold))
+    threshold, scores = tune_threshold(probabilities, references, labels)
+    assert threshold == expected
+    assert scores["macro_f1"] == pytest.approx(by_decide[expected])
