@@ -29,7 +29,7 @@ class CrossCConfig(BertConfig):
         ent_embedding_init (`str`, *optional*, defaults to `"mean"`):
             How `from_encoder` initialises the marker's new embedding row: `"mean"` (mean of the pretrained rows, an
             "average token" of the right scale) or `"normal"` (N(0, `initializer_range`), BERT's init). Set
-            explicitly because library defaults changed over time (CROSSC.md §2).
+            explicitly because library defaults for new embedding rows changed over time.
         scoring (`str`, *optional*, defaults to `"dot"`):
             `"dot"`: logit = t·m with a learned, bias-free type matrix (the paper). `"cosine"`: logit =
             `cosine_scale` · cos(t, m), used for zero-shot typing from prototypes (`set_type_prototypes`).

@@ -31,7 +31,8 @@ class FiveFineConfig(BertConfig):
     Args:
         label_phrases (`list[str]`, *optional*):
             The words the model reads for each label, in label-id order, e.g. `"sports team"` for
-            `/organization/sports_team`. Defaults to the rule of FIVEFINE.md §3.4 when the label set is set.
+            `/organization/sports_team`. Defaults to FiveFine's rule (last path segment, `_` to space) when the label
+            set is set.
         label_phrase_token_ids (`list[list[int]]`, *optional*):
             WordPiece ids of each phrase. Written by `set_label_set` so that a saved model scores types without
             needing its tokenizer; not meant to be edited by hand.

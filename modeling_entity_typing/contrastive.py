@@ -1,4 +1,4 @@
-"""Cross-C's contrastive objectives as pure functions of mention vectors (paper Eq. 5–7; CROSSC.md §1, §4, §11).
+"""Cross-C's contrastive objectives as pure functions of mention vectors (Han et al., ACL 2022, Eq. 5–7).
 
 For an anchor i with positives P(i) and a candidate pool D(i) (every candidate but i itself):
 

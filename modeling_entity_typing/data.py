@@ -4,7 +4,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 
-# Reference split of chosen tokens (FIVEFINE.md §2.2): 80% [MASK], 2% random (0.1 of the other 20%), 18% unchanged.
+# Reference split of chosen tokens (hldai/fivefine `utils/bertutils.py`): 80% [MASK], 2% random, 18% unchanged.
 MASK_REPLACE_PROB = 0.8
 RANDOM_REPLACE_PROB = 0.02
 

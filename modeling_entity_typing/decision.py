@@ -1,4 +1,4 @@
-"""Decision rules: from type probabilities to predicted labels (FIVEFINE.md §3.4 and §5.1)."""
+"""Decision rules: from type probabilities to predicted labels (FiveFine's `tasks/fettask.py` and UFET evaluation)."""
 
 from collections.abc import Sequence
 

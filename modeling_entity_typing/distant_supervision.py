@@ -1,6 +1,6 @@
 """Entity-linked sentences -> groups of mentions that should get similar types (Cross-C's distant supervision).
 
-Cross-C (Han et al., ACL 2022; CROSSC.md §1, §5) pre-trains a typer contrastively on mentions grouped by heuristic
+Cross-C (Han et al., ACL 2022, §3) pre-trains a typer contrastively on mentions grouped by heuristic
 rules over an entity-linked corpus. The reference code has no such step; this module is a re-implementation.
 
 * rule `"pair"`: the same unordered entity pair (a, b) in two or more different sentences -> the mentions of a in

@@ -4,7 +4,7 @@ The export holds the safetensors weights, a `config.json` with `auto_map` and `c
 the remote code as flat sibling files, and a `README.md` model card rendered from `model_cards/` with the run's own
 test scores as `model-index` metadata. Remote code has to be flat because `custom_object_save` follows only
 same-directory relative imports while this package keeps its configs and pipelines in mapped sub-packages
-(HF_CONVENTIONS.md §3): the files are derived by following the package-relative imports of the modules that define
+(Hub custom code): the files are derived by following the package-relative imports of the modules that define
 the model, config and pipeline classes, and those imports are rewritten to `from .<flat module> import ...`.
 """
 

@@ -1,7 +1,7 @@
 """Label -> phrase tables: FiveFine's default rule, its per-dataset overrides, and user mapping files.
 
 FiveFine reads each label as words (`/organization/sports_team` -> "sports team"). Where the last path segment is a
-poor word, the reference code (`utils/utils.py`, FIVEFINE.md §3.4) names the type with several synonyms, pooled by the
+poor word, the reference code (hldai/fivefine `utils/utils.py`) names the type with several synonyms, pooled by the
 type encoder: `/person/legal` -> "legal person lawyer judge". These tables are those overrides.
 """
 

@@ -8,7 +8,7 @@ def multilabel_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Te
     """Mean over batch x types of (weighted) binary cross-entropy.
 
     With `weights` this is FiveFine's `WeightedBCELoss` (per example `sum_t w * bce / num_types`, mean over the batch);
-    without, `BCEWithLogitsLoss()` as used for crowd and FET fine-tuning (FIVEFINE.md §2.1).
+    without, `BCEWithLogitsLoss()` as used for crowd and FET fine-tuning (reference `tasks/fettask.py`).
     """
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), weight=weights)
 

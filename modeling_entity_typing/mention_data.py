@@ -144,7 +144,7 @@ def read_ufet(path: Path) -> Iterator[dict]:
 def read_ali(path: Path, right_context: Literal["tokens", "text"] = "tokens") -> Iterator[dict]:
     """FiveFine's few-shot format. `right_context="tokens"` reads the token list, which is correct in every file;
     `"text"` reads `right_context_text` as the reference loader does, which in FiveFine's OntoNotes few-shot *train*
-    files is a copy of the left context (FIVEFINE.md §7)."""
+    files is a copy of the left context (a defect of the released data)."""
     if right_context not in ("tokens", "text"):
         raise ValueError(f"`right_context` must be 'tokens' or 'text', got {right_context!r}.")
     for line_number, obj in _json_lines(path):

@@ -3,7 +3,7 @@
 A BERT masked LM reads `left [ mention ] (Type: [MASK]) right`. The mention vector is the MLM head's transform output
 at `[MASK]`; each type is a phrase whose word pieces are embedded with the (tied) MLM output weights and pooled by
 multi-head attention; the score is their dot product. Choices between paper and code follow the code, so that the
-released checkpoint converts by renaming keys (FIVEFINE.md §1.8); each is noted where it is made.
+released checkpoint converts by renaming keys (dropping the reference's `mlm.` prefix); each is noted where it is made.
 """
 
 import math

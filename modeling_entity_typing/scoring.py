@@ -1,6 +1,6 @@
 """Entity-typing metrics as pure functions: strict accuracy, loose macro and loose micro P/R/F1.
 
-Definitions follow the code that produced FiveFine's numbers (FIVEFINE.md §5.1; Ling & Weld 2012):
+Definitions follow the code that produced FiveFine's numbers (reference `utils/utils.py`; Ling & Weld 2012):
 
 * strict accuracy: share of mentions whose predicted set equals the gold set;
 * loose macro: P = mean over mentions *with a prediction* of |pred ∩ gold| / |pred|, R = mean over mentions *with

@@ -138,7 +138,7 @@ def check_world_size(accelerator: Accelerator) -> None:
     """Fail loudly when the launcher asked for N processes and accelerate set up a different number.
 
     `accelerate launch --cpu --num_processes 2` starts one process, and `--multi_gpu` on a CPU host without
-    `ACCELERATE_USE_CPU=1` starts two independent runs (HF_CONVENTIONS.md §9); both would silently mislead.
+    `ACCELERATE_USE_CPU=1` starts two independent runs (accelerate's CPU launcher); both would silently mislead.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator.num_processes != world_size:

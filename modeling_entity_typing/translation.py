@@ -1,6 +1,6 @@
 """Machine translation of mention examples that keeps the mention span (Cross-C's cross-lingual data).
 
-Cross-C (Han et al., ACL 2022; CROSSC.md §1, §5) machine-translates its English distant data (and the evaluation sets)
+Cross-C (Han et al., ACL 2022, §3) machine-translates its English distant data (and the evaluation sets)
 into Chinese; how the reference code recovered the mention span is unknown. Here the mention is wrapped in markers,
 `Paris is nice` -> `[[Paris]] is nice`, the sentence is translated, and the markers are located and stripped in the
 output: `[[巴黎]]很美` -> text `巴黎很美`, span (0, 2). Whitespace the translation puts at a marker is kept as one

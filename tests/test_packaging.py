@@ -1,4 +1,4 @@
-"""Guards for the `package_dir` mapping of `configuration/` and `pipelines/` (STYLE.md §2)."""
+"""Guards for the `package_dir` mapping of `configuration/` and `pipelines/` (top-level folders inside the package)."""
 
 import configparser
 import importlib
