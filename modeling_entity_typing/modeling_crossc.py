@@ -3,8 +3,8 @@ Typing for Low-Resource Languages", ACL 2022; code: thunlp/CrossET).
 
 A (multilingual) BERT reads `[CLS] left [ENT] mention [ENT] right [SEP]`; the mention vector m is the final hidden
 state of the left marker; each type is a row t of a bias-free type matrix and P(t|x) = sigmoid(t·m), trained with
-BCE. Contrastive pretraining (`modeling_entity_typing.contrastive`) works on the same m. Decisions where the paper and
-its prototype code (thunlp/CrossET) disagree follow the paper; each choice is noted where it is made.
+BCE. Contrastive pretraining (`modeling_entity_typing.contrastive`) works on the same m. Where the paper and its
+unfinished prototype code disagree, the choice made is noted where it is made.
 """
 
 from collections.abc import Mapping, Sequence
