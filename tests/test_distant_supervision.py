@@ -168,6 +168,7 @@ def test_jsonl_defaults_scores_and_format_detection(tmp_path):
     assert load_entity_linked(path)["lang"] == ["en", "it"] and detect_corpus_format(path) == "jsonl"
 
 
+@pytest.mark.needs_shared_data
 def test_ernie_reader_on_the_real_open_entity_files():
     raw = json.loads((ERNIE / "dev.json").read_text(encoding="utf-8"))
     report = LinkReport()

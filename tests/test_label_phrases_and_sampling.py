@@ -12,6 +12,7 @@ from modeling_entity_typing.sampling import finest_labels, sample_k_shot
 FIVEFINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fivefine"
 
 
+@pytest.mark.needs_shared_data
 @pytest.mark.parametrize("dataset, table", [("ontonotes", "ontonotes"), ("bbn", "bbn"), ("few_nerd", "fewnerd")])
 def test_phrases_match_fivefine_tables(dataset, table):
     rows = [line.split("\t") for line in (FIVEFINE / f"label_phrases_{table}.tsv").read_text().splitlines()]

@@ -32,6 +32,7 @@ def mention(record: dict) -> str:
     return record["text"][record["start"] : record["end"]]
 
 
+@pytest.mark.needs_shared_data
 def test_ufet_slice(tmp_path):
     path = head(DATA / "ufet" / "train.json", tmp_path / "ufet.json", 5)
     records = load_mentions(path)
@@ -42,6 +43,7 @@ def test_ufet_slice(tmp_path):
     assert records[0]["text"].startswith(" ".join(first["left_context_token"]) + " Web users to locate")
 
 
+@pytest.mark.needs_shared_data
 def test_ali_slice_reads_right_context_from_tokens_by_default(tmp_path):
     source = DATA / "fivefine" / "alifet" / "ontonotes" / "onto_train_fewshot5_0.json"
     path = head(source, tmp_path / "onto.json", 3)
@@ -53,6 +55,7 @@ def test_ali_slice_reads_right_context_from_tokens_by_default(tmp_path):
     assert fixed["text"] != buggy["text"]
 
 
+@pytest.mark.needs_shared_data
 def test_afet_slice_gives_one_record_per_mention(tmp_path):
     path = head(DATA / "ontonotes" / "fgec-afet" / "test.json", tmp_path / "afet.json", 2)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
@@ -63,11 +66,13 @@ def test_afet_slice_gives_one_record_per_mention(tmp_path):
     assert records[0]["labels"] == first["labels"]
 
 
+@pytest.mark.needs_shared_data
 def test_gzipped_afet_streams(tmp_path):
     records = list(itertools.islice(iter_mentions(DATA / "bbn" / "oset-afet" / "test.json.gz", "afet"), 3))
     assert mention(records[0]) == "Pierre Vinken" and records[0]["labels"] == ["/PERSON"]
 
 
+@pytest.mark.needs_shared_data
 def test_tsv_slice(tmp_path):
     path = head(DATA / "ontonotes" / "prompt-typing" / "test.txt", tmp_path / "test.txt", 4)
     records = load_mentions(path)
@@ -75,6 +80,7 @@ def test_tsv_slice(tmp_path):
     assert mention(records[1]) == "Valley Federal" and records[1]["labels"] == ["/organization/company"]
 
 
+@pytest.mark.needs_shared_data
 def test_few_nerd_bio_slice(tmp_path):
     path = head(DATA / "few_nerd" / "structshot-inter-test" / "big_test.txt.gz", tmp_path / "bio.txt", 40)
     records = load_mentions(path, "bio")
@@ -87,6 +93,7 @@ def test_few_nerd_bio_slice(tmp_path):
     assert records[2]["labels"] == ["/organization/government_governmentagency"]
 
 
+@pytest.mark.needs_shared_data
 def test_few_nerd_labels_match_fivefine_vocabulary():
     vocabulary = set((DATA / "fivefine" / "alifet" / "fewnerd" / "fewnerd_type_vocab.txt").read_text().split())
     official = [line for line in (DATA / "few_nerd" / "thunlp" / "labels.txt").read_text().split() if line != "O"]
@@ -113,6 +120,7 @@ def test_own_format_and_extra_labels(tmp_path):
     assert mention(record) == "Ada Lovelace" and record["extra_labels"] == ["writer"] and record["id"] == "1"
 
 
+@pytest.mark.needs_shared_data
 def test_streaming_equals_in_memory(tmp_path):
     path = head(DATA / "ufet" / "dev.json", tmp_path / "dev.json", 20)
     assert list(load_mentions(path, streaming=True)) == load_mentions(path).to_list()
