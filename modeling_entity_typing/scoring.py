@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .decision import decide, label_ancestors
 
@@ -83,8 +84,6 @@ def tune_threshold(
     which is the definition of `loose_macro` without building a Python set per mention and threshold; the chosen
     threshold is then scored once by `typing_scores` through `decide`.
     """
-    import torch
-
     probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
     index = {label: position for position, label in enumerate(labels)}
     gold = torch.zeros(probabilities.shape, dtype=torch.bool)
