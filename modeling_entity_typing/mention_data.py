@@ -2,7 +2,9 @@
 
 Every reader turns its format into character spans over one text, so the template encoder, the sampler and the
 metrics never see a format. Readers stream (one line at a time, `.gz` too); a malformed record raises
-`MentionDataError` naming the file, the line and the fix. Formats:
+`MentionDataError` naming the file, the line and the fix. Files are UTF-8 (a leading byte-order mark is skipped);
+a `.gz` name must match gzip content. A JSON record with a key its format does not know is an error, since a misspelt
+key would lose its value; `unknown_keys="warn"` reads past such keys with a warning. Formats:
 
 * `"mentions"`: this package's own JSON lines, `{"text", "start", "end", "labels"}` (optional `"id"`,
   `"extra_labels"`); character offsets, end exclusive.
@@ -13,10 +15,13 @@ metrics never see a format. Readers stream (one line at a time, `.gz` too); a ma
 * `"bio"`: CoNLL `token<TAB>tag` lines, blank line between sentences; BIO (`B-x`/`I-x`) or IO tags (Few-NERD).
 """
 
+import codecs
+import difflib
 import gzip
 import json
 import logging
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,8 +52,90 @@ class MentionDataError(ValueError):
     """A data file that cannot be read as the declared format; the message starts with `file:line:`."""
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+UnknownKeys = Literal["error", "warn"]
+
+
+def _is_gzip(path: Path) -> bool:
+    """Whether `path` is gzip-compressed; an error naming the fix when its `.gz` name and its content disagree."""
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    gzipped, named_gz = magic == _GZIP_MAGIC, path.suffix == ".gz"
+    if named_gz and not gzipped:
+        plain = path.with_suffix("")
+        raise MentionDataError(
+            f"{path}:1: the name ends in '.gz' but the file is not gzip-compressed (it starts with {magic!r}, not "
+            f"{_GZIP_MAGIC!r}); if it is plain text, rename it to {plain.name!r}, else compress it with `gzip` "
+            "(a web page saved under a data file's name also looks like this: download it again)."
+        )
+    if gzipped and not named_gz:
+        raise MentionDataError(
+            f"{path}:1: the file is gzip-compressed but its name does not end in '.gz'; rename it to "
+            f"{path.name + '.gz'!r} (or decompress it with `gunzip -c`)."
+        )
+    return gzipped
+
+
 def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+    """A UTF-8 text handle on a plain or `.gz` file; a byte-order mark is skipped."""
+    if _is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """`(line_number, line)` of a plain or `.gz` UTF-8 file, read one line at a time.
+
+    Undecodable bytes and a cut-off or corrupt gzip stream raise `MentionDataError` with the line and the fix. Each
+    line is held back until the next one is read, so the partial last line of a truncated `.gz` is reported as
+    truncation, not as a malformed record. A leading byte-order mark is skipped and `\\r\\n` read as `\\n`.
+    """
+    gzipped = _is_gzip(path)
+    line_number, pending = 0, None
+    try:
+        with gzip.open(path, "rb") if gzipped else open(path, "rb") as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                if pending is not None:
+                    yield pending
+                if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+                pending = (line_number, _decode(raw, path, line_number))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise MentionDataError(
+            f"{path}:{max(line_number, 1)}: the gzip stream ends early or is corrupt here ({error}); "
+            f"{max(line_number - 1, 0)} lines were read before it and the rest of the file is missing. The file is "
+            f"truncated or damaged (an interrupted download or copy?): check it with `gzip -t {path}` and fetch it "
+            "again."
+        ) from None
+    if pending is not None:
+        yield pending
+
+
+def _decode(raw: bytes, path: Path, line_number: int) -> str:
+    """One line's bytes as text; invalid UTF-8 raises with the line, the column and the fix."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MentionDataError(
+            f"{path}:{line_number}: not valid UTF-8 ({error.reason}: byte {raw[error.start : error.start + 1]!r} "
+            f"at byte column {error.start + 1}); data files must be UTF-8: re-encode the file, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > fixed`, after checking which encoding it really uses."
+        ) from None
+    return line[:-2] + "\n" if line.endswith("\r\n") else line
+
+
+def _lone_surrogate(value, key: str = "") -> tuple[str, str] | None:
+    """`(where, char)` of the first string in a parsed JSON value holding a lone UTF-16 surrogate, or `None`."""
+    if isinstance(value, str):
+        found = next((char for char in value if "\ud800" <= char <= "\udfff"), None)
+        return (key, found) if found else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        hit = _lone_surrogate(item, f"{key}[{name!r}]" if key or isinstance(name, int) else repr(name))
+        if hit:
+            return hit
+    return None
 
 
 def _record(id_: str, text: str, start: int, end: int, labels: Sequence[str], extra_labels=()) -> dict:
@@ -65,31 +152,42 @@ def _record(id_: str, text: str, start: int, end: int, labels: Sequence[str], ex
 def _join_tokens(tokens: Sequence[str], start: int, end: int) -> tuple[str, int, int]:
     """Text of space-joined tokens and the character span of `tokens[start:end]`."""
     prefix = " ".join(tokens[:start])
-    char_start = len(prefix) + (1 if prefix else 0)
+    char_start = len(prefix) + (1 if start > 0 else 0)  # a separator follows the prefix, even an empty one
     char_end = char_start + len(" ".join(tokens[start:end]))
     return " ".join(tokens), char_start, char_end
 
 
 # --------------------------------------------------------------------------------------------------- JSON formats
 def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    with _open_text(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                message = f"{path}:{line_number}: not valid JSON ({error.msg}); one object per line."
-                raise MentionDataError(message) from None
-            if not isinstance(value, dict):
-                raise MentionDataError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}.")
-            yield line_number, value
+    """`(line_number, object)` for each non-blank line of a JSON-lines file."""
+    for line_number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            message = f"{path}:{line_number}: not valid JSON ({error.msg}); one object per line."
+            raise MentionDataError(message) from None
+        if not isinstance(value, dict):
+            raise MentionDataError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}.")
+        if _SURROGATE_ESCAPE.search(line):
+            hit = _lone_surrogate(value)
+            if hit:
+                raise MentionDataError(
+                    f"{path}:{line_number}: {hit[0]} holds the lone surrogate escape \\u{ord(hit[1]):04x} (half "
+                    "of a UTF-16 pair, not a character); the file was written from badly decoded text: fix the "
+                    "writer or replace the escape with the character it should be."
+                )
+        yield line_number, value
 
 
 def _field(obj: dict, key: str, kind: type | tuple, where: str, fmt: str):
+    """`obj[key]`, checked to be of `kind` (never a bool); errors name the key, the type found and the format."""
     if key not in obj:
+        close = difflib.get_close_matches(key, [str(present) for present in obj], n=1, cutoff=0.75)
+        misspelt = f"; is {close[0]!r} a misspelling of it?" if close else ""
         raise MentionDataError(
-            f"{where}: missing key {key!r} (keys present: {sorted(obj)}); is this really a {fmt!r} file? "
+            f"{where}: missing key {key!r} (keys present: {sorted(obj)}{misspelt}); is this really a {fmt!r} file? "
             f"Formats: {', '.join(FORMATS)}."
         )
     value = obj[key]
@@ -100,10 +198,87 @@ def _field(obj: dict, key: str, kind: type | tuple, where: str, fmt: str):
 
 
 def _string_list(obj: dict, key: str, where: str, fmt: str) -> list[str]:
+    """A list of non-empty strings (a sentence's tokens)."""
     values = _field(obj, key, list, where, fmt)
     if not all(isinstance(value, str) and value for value in values):
         raise MentionDataError(f"{where}: {key!r} must be a list of non-empty strings, got {values!r:.80}.")
     return values
+
+
+def _context_tokens(obj: dict, key: str, where: str, fmt: str) -> list[str]:
+    """Context tokens around a mention: a list of strings, `[]` when the key is absent.
+
+    An empty-string token is kept (the released UFET-format OntoNotes and BBN few-shot files write an empty left
+    context as `[""]`); it joins as an extra space, and the mention's offsets account for it.
+    """
+    if key not in obj:
+        return []
+    values = obj[key]
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise MentionDataError(
+            f"{where}: {key!r} must be a list of token strings ([] for no context), got "
+            f"{type(values).__name__} {values!r:.60}."
+        )
+    return values
+
+
+def _labels(obj: dict, key: str, where: str, fmt: str) -> list[str]:
+    """A list of labels: strings that are not blank and carry no surrounding whitespace."""
+    values = _field(obj, key, list, where, fmt)
+    for index, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            raise MentionDataError(
+                f"{where}: {key}[{index}] = {value!r} is not a label; labels are non-blank strings: remove it or "
+                "name the type."
+            )
+        if value != value.strip():
+            raise MentionDataError(
+                f"{where}: {key}[{index}] = {value!r} has leading or trailing whitespace, which would make it a "
+                f"label distinct from {value.strip()!r}; remove the whitespace."
+            )
+    return values
+
+
+# Keys each JSON format may carry: those its reader uses, then those the released files hold and the reader ignores.
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "mentions": ("text", "start", "end", "labels", "id", "extra_labels"),
+    "ufet": (
+        *("left_context_token", "mention_span", "right_context_token", "y_str", "annot_id", "extra_labels"),
+        *("y_type_str", "y_type", "y"),  # FiveFine's UFET-format OntoNotes files
+    ),
+    "ali": (
+        *("left_context", "word", "right_context", "right_context_text", "y_category", "ex_id"),
+        *("left_context_text", "mention_as_list", "fileid"),
+    ),
+    "afet": ("tokens", "mentions", "senid", "fileid"),
+    "afet mention": ("start", "end", "labels"),
+}
+
+
+def _check_keys(obj: dict, fmt: str, where: str, unknown_keys: UnknownKeys, warned: set[str] | None = None) -> None:
+    """Unknown keys of a record are an error (a misspelt `"extra_label"` would lose its labels), or with
+    `unknown_keys="warn"` a warning the first time each key is met in a file (`warned` remembers them)."""
+    if unknown_keys not in ("error", "warn"):
+        raise ValueError(f"`unknown_keys` must be 'error' or 'warn', got {unknown_keys!r}.")
+    known = KNOWN_KEYS[fmt]
+    unknown = [key for key in obj if key not in known]
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+        hints.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    if unknown_keys == "error":
+        raise MentionDataError(
+            f"{where}: unknown key {', '.join(hints)} in a {fmt!r} record, whose known keys are {list(known)}; "
+            "its value would be lost. Rename or remove the key, or pass `unknown_keys='warn'` to read past keys "
+            "this reader does not use."
+        )
+    new = [hint for key, hint in zip(unknown, hints) if warned is None or key not in warned]
+    if new:
+        logger.warning(f"{where}: ignoring unknown key {', '.join(new)} of this {fmt!r} file (known: {list(known)}).")
+        if warned is not None:
+            warned.update(unknown)
 
 
 def _check_span(text: str, start: int, end: int, where: str) -> None:
@@ -116,57 +291,73 @@ def _check_span(text: str, start: int, end: int, where: str) -> None:
         raise MentionDataError(f"{where}: the mention text[{start}:{end}] = {text[start:end]!r} is blank.")
 
 
-def read_mentions_jsonl(path: Path) -> Iterator[dict]:
+def read_mentions_jsonl(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]:
+    """This package's own JSON lines: `{"text", "start", "end", "labels"}`, optional `"id"`, `"extra_labels"`."""
+    warned: set[str] = set()
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
         text = _field(obj, "text", str, where, "mentions")
         start, end = _field(obj, "start", int, where, "mentions"), _field(obj, "end", int, where, "mentions")
         _check_span(text, start, end, where)
-        labels = _string_list(obj, "labels", where, "mentions")
-        extra = _string_list(obj, "extra_labels", where, "mentions") if "extra_labels" in obj else []
+        labels = _labels(obj, "labels", where, "mentions")
+        extra = _labels(obj, "extra_labels", where, "mentions") if "extra_labels" in obj else []
+        _check_keys(obj, "mentions", where, unknown_keys, warned)
         yield _record(str(obj.get("id", line_number)), text, start, end, labels, extra)
 
 
-def read_ufet(path: Path) -> Iterator[dict]:
+def read_ufet(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]:
+    """Choi et al. 2018 JSON lines: context token lists around `mention_span`, labels in `y_str`."""
+    warned: set[str] = set()
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
-        left = _string_list(obj, "left_context_token", where, "ufet") if obj.get("left_context_token") else []
-        right = _string_list(obj, "right_context_token", where, "ufet") if obj.get("right_context_token") else []
+        left = _context_tokens(obj, "left_context_token", where, "ufet")
+        right = _context_tokens(obj, "right_context_token", where, "ufet")
         mention = _field(obj, "mention_span", str, where, "ufet")
         if not mention.strip():
             raise MentionDataError(f"{where}: 'mention_span' is blank.")
         text, start, end = _join_tokens([*left, mention, *right], len(left), len(left) + 1)
-        labels = _string_list(obj, "y_str", where, "ufet")
-        extra = _string_list(obj, "extra_labels", where, "ufet") if "extra_labels" in obj else []
+        labels = _labels(obj, "y_str", where, "ufet")
+        extra = _labels(obj, "extra_labels", where, "ufet") if "extra_labels" in obj else []
+        _check_keys(obj, "ufet", where, unknown_keys, warned)
         yield _record(str(obj.get("annot_id", line_number)), text, start, end, labels, extra)
 
 
-def read_ali(path: Path, right_context: Literal["tokens", "text"] = "tokens") -> Iterator[dict]:
+def read_ali(
+    path: Path, right_context: Literal["tokens", "text"] = "tokens", unknown_keys: UnknownKeys = "error"
+) -> Iterator[dict]:
     """FiveFine's few-shot format. `right_context="tokens"` reads the token list, which is correct in every file;
     `"text"` reads `right_context_text` as the reference loader does, which in FiveFine's OntoNotes few-shot *train*
     files is a copy of the left context (a defect of the released data)."""
     if right_context not in ("tokens", "text"):
         raise ValueError(f"`right_context` must be 'tokens' or 'text', got {right_context!r}.")
+    warned: set[str] = set()
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
-        left = _field(obj, "left_context", list, where, "ali")
+        _field(obj, "left_context", list, where, "ali")  # required here, unlike UFET's context keys
+        left = _context_tokens(obj, "left_context", where, "ali")
         if right_context == "tokens":
-            right = _field(obj, "right_context", list, where, "ali")
+            _field(obj, "right_context", list, where, "ali")
+            right = _context_tokens(obj, "right_context", where, "ali")
         else:
             right = _field(obj, "right_context_text", str, where, "ali").split()
         mention = _field(obj, "word", str, where, "ali")
         if not mention.strip():
             raise MentionDataError(f"{where}: 'word' (the mention) is blank.")
         text, start, end = _join_tokens([*left, mention, *right], len(left), len(left) + 1)
-        labels = _string_list(obj, "y_category", where, "ali")
+        labels = _labels(obj, "y_category", where, "ali")
+        _check_keys(obj, "ali", where, unknown_keys, warned)
         yield _record(str(obj.get("ex_id", line_number)), text, start, end, labels)
 
 
-def read_afet(path: Path) -> Iterator[dict]:
+def read_afet(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]:
+    """AFET / Ren et al. JSON lines: one sentence's `tokens` and its `mentions` (token offsets, end exclusive)."""
+    warned: set[str] = set()
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
         tokens = _string_list(obj, "tokens", where, "afet")
-        for index, mention in enumerate(_field(obj, "mentions", list, where, "afet")):
+        mentions = _field(obj, "mentions", list, where, "afet")
+        _check_keys(obj, "afet", where, unknown_keys, warned)
+        for index, mention in enumerate(mentions):
             here = f"{where} (mention {index})"
             if not isinstance(mention, dict):
                 raise MentionDataError(f"{here}: each mention must be an object with 'start', 'end', 'labels'.")
@@ -177,43 +368,50 @@ def read_afet(path: Path) -> Iterator[dict]:
                     "'start'/'end' are token offsets, end exclusive."
                 )
             text, char_start, char_end = _join_tokens(tokens, start, end)
-            labels = _string_list(mention, "labels", here, "afet")
+            labels = _labels(mention, "labels", here, "afet")
+            _check_keys(mention, "afet mention", here, unknown_keys, warned)
             yield _record(f"{obj.get('senid', line_number)}-{index}", text, char_start, char_end, labels)
 
 
 # --------------------------------------------------------------------------------------------------- text formats
 def read_tsv(path: Path) -> Iterator[dict]:
-    with _open_text(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            fields = line.split("\t")
-            if len(fields) != 4:
-                raise MentionDataError(
-                    f"{where}: expected 4 tab-separated fields (start, end, context, type), got {len(fields)}."
-                )
-            try:
-                start, end = int(fields[0]), int(fields[1])
-            except ValueError:
-                message = f"{where}: start and end must be integers, got {fields[0]!r}, {fields[1]!r}."
-                raise MentionDataError(message) from None
-            tokens = fields[2].split()
-            if not 0 <= start < end <= len(tokens):
-                raise MentionDataError(
-                    f"{where}: token span ({start}, {end}) is outside the context of {len(tokens)} tokens."
-                )
-            if not fields[3].strip():
-                raise MentionDataError(f"{where}: the type field is empty.")
-            text, char_start, char_end = _join_tokens(tokens, start, end)
-            yield _record(str(line_number), text, char_start, char_end, [fields[3].strip()])
+    """`start<TAB>end<TAB>context<TAB>type` lines, token offsets into the space-separated context."""
+    for line_number, line in _lines(path):
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        fields = line.split("\t")
+        if len(fields) != 4:
+            raise MentionDataError(
+                f"{where}: expected 4 tab-separated fields (start, end, context, type), got {len(fields)}."
+            )
+        try:
+            start, end = int(fields[0]), int(fields[1])
+        except ValueError:
+            message = f"{where}: start and end must be integers, got {fields[0]!r}, {fields[1]!r}."
+            raise MentionDataError(message) from None
+        tokens = fields[2].split()
+        if not 0 <= start < end <= len(tokens):
+            raise MentionDataError(
+                f"{where}: token span ({start}, {end}) is outside the context of {len(tokens)} tokens."
+            )
+        if not fields[3].strip():
+            raise MentionDataError(f"{where}: the type field is empty.")
+        text, char_start, char_end = _join_tokens(tokens, start, end)
+        yield _record(str(line_number), text, char_start, char_end, [fields[3].strip()])
 
 
 def few_nerd_label(tag: str) -> str:
     """Few-NERD tag -> FiveFine label path: `organization-government/governmentagency` (or `_` as separator, as in
-    the BIO conversion) -> `/organization/government_governmentagency`; a tag without separator -> `/tag`."""
+    the BIO conversion) -> `/organization/government_governmentagency`; a tag without separator -> `/tag`.
+
+    Raises `ValueError` for a tag with an empty part (`""`, `"-x"`, `"x-"`), which names no type."""
     parts = re.split(r"[-_]", tag, maxsplit=1)
+    if not all(part.strip() for part in parts):
+        raise ValueError(
+            f"tag {tag!r} has an empty type name; Few-NERD tags are 'coarse-fine' (e.g. 'person-actor') or 'coarse'."
+        )
     if len(parts) == 1:
         return f"/{tag}"
     return f"/{parts[0]}/{parts[1].replace('/', '_')}"
@@ -221,9 +419,28 @@ def few_nerd_label(tag: str) -> str:
 
 def read_bio(path: Path, label_map: Callable[[str], str] = few_nerd_label) -> Iterator[dict]:
     """CoNLL token/tag files. `B-x` starts a mention, `I-x` continues one of the same type; without prefixes (IO),
-    consecutive equal tags form one mention. `label_map` turns a tag's type into a label."""
+    consecutive equal tags form one mention. `label_map` turns a tag's type into a label; a `ValueError` it raises is
+    reported with the file and line."""
 
-    def mentions_of(tokens: list[str], tags: list[str], first_line: int) -> Iterator[dict]:
+    def label_of(kind: str, tag: str, line_number: int) -> str:
+        where = f"{path}:{line_number}"
+        if not kind:
+            raise MentionDataError(
+                f"{where}: tag {tag!r} has no type after its prefix; write '{tag}<type>' (e.g. '{tag}person') "
+                "or 'O' outside mentions."
+            )
+        try:
+            label = label_map(kind)
+        except ValueError as error:
+            raise MentionDataError(f"{where}: {error}") from None
+        if not isinstance(label, str) or not label.strip() or label != label.strip():
+            raise MentionDataError(
+                f"{where}: `label_map` turned tag type {kind!r} into {label!r}, which is not a label (labels are "
+                "non-blank strings without surrounding whitespace); fix the tag or the `label_map`."
+            )
+        return label
+
+    def mentions_of(tokens: list[str], tags: list[str], line_numbers: list[int]) -> Iterator[dict]:
         spans, current = [], None
         for index, tag in enumerate(tags):
             prefix, _, kind = tag.partition("-") if tag[:2] in ("B-", "I-") else ("", "", tag)
@@ -231,34 +448,33 @@ def read_bio(path: Path, label_map: Callable[[str], str] = few_nerd_label) -> It
                 current = None
                 continue
             if prefix == "B" or current is None or current[2] != kind:
-                current = [index, index + 1, kind]
+                current = [index, index + 1, kind, label_of(kind, tag, line_numbers[index])]
                 spans.append(current)
             else:
                 current[1] = index + 1
-        for number, (start, end, kind) in enumerate(spans):
+        for number, (start, end, _, label) in enumerate(spans):
             text, char_start, char_end = _join_tokens(tokens, start, end)
-            yield _record(f"{first_line}-{number}", text, char_start, char_end, [label_map(kind)])
+            yield _record(f"{line_numbers[0]}-{number}", text, char_start, char_end, [label])
 
-    tokens, tags, first_line = [], [], None
-    with _open_text(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                if tokens:
-                    yield from mentions_of(tokens, tags, first_line)
-                tokens, tags, first_line = [], [], None
-                continue
-            fields = line.split("\t") if "\t" in line else line.split()
-            if len(fields) != 2 or not fields[0] or not fields[1]:
-                raise MentionDataError(
-                    f"{path}:{line_number}: expected 'token<TAB>tag', got {line!r:.80}; sentences are separated by "
-                    "blank lines."
-                )
-            tokens.append(fields[0])
-            tags.append(fields[1])
-            first_line = first_line or line_number
+    tokens, tags, line_numbers = [], [], []
+    for line_number, line in _lines(path):
+        line = line.rstrip("\n")
+        if not line.strip():
+            if tokens:
+                yield from mentions_of(tokens, tags, line_numbers)
+            tokens, tags, line_numbers = [], [], []
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) != 2 or not fields[0] or not fields[1]:
+            raise MentionDataError(
+                f"{path}:{line_number}: expected 'token<TAB>tag', got {line!r:.80}; sentences are separated by "
+                "blank lines."
+            )
+        tokens.append(fields[0])
+        tags.append(fields[1])
+        line_numbers.append(line_number)
     if tokens:
-        yield from mentions_of(tokens, tags, first_line)
+        yield from mentions_of(tokens, tags, line_numbers)
 
 
 READERS: dict[str, Callable[..., Iterator[dict]]] = {
@@ -274,8 +490,7 @@ READERS: dict[str, Callable[..., Iterator[dict]]] = {
 def detect_format(path: str | PathLike) -> str:
     """Guess a file's format from its first non-empty line; raises with the formats to choose from."""
     path = Path(path)
-    with _open_text(path) as handle:
-        line = next((line for line in handle if line.strip()), None)
+    line_number, line = next(((number, line) for number, line in _lines(path) if line.strip()), (0, None))
     if line is None:
         raise MentionDataError(f"{path}: the file is empty.")
     try:
@@ -291,7 +506,9 @@ def detect_format(path: str | PathLike) -> str:
         for fmt, key in (("mentions", "text"), ("ufet", "mention_span"), ("ali", "y_category"), ("afet", "tokens")):
             if key in obj:
                 return fmt
-    raise MentionDataError(f"{path}:1: cannot tell the format of this file; pass one of {', '.join(FORMATS)}.")
+    raise MentionDataError(
+        f"{path}:{line_number}: cannot tell the format of this file; pass one of {', '.join(FORMATS)}."
+    )
 
 
 def iter_mentions(path: str | PathLike, format: str | None = None, **reader_options) -> Iterator[dict]:

@@ -1,4 +1,5 @@
-"""Readers of every benchmark format, on slices of the real files in ../shared/data and on broken input."""
+"""Readers of every benchmark format: on small fixtures each test writes (so a clone without ../shared tests every
+reader), on slices of the real files in ../shared/data, and on broken input (more in test_data_errors.py)."""
 
 import gzip
 import itertools
@@ -98,6 +99,114 @@ def test_few_nerd_labels_match_fivefine_vocabulary():
     vocabulary = set((DATA / "fivefine" / "alifet" / "fewnerd" / "fewnerd_type_vocab.txt").read_text().split())
     official = [line for line in (DATA / "few_nerd" / "thunlp" / "labels.txt").read_text().split() if line != "O"]
     assert {few_nerd_label(tag) for tag in official} == vocabulary
+
+
+def write_jsonl(path: Path, *records: dict) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+UFET_LINES = [
+    {
+        "annot_id": "a1",
+        "left_context_token": ["Yesterday", ","],
+        "mention_span": "Web users",
+        "right_context_token": ["searched", "."],
+        "y_str": ["person", "user"],
+    },
+    {
+        "annot_id": "a2",
+        "left_context_token": [],
+        "mention_span": "Paris",
+        "right_context_token": ["is", "big"],
+        "y_str": ["city"],
+    },
+]
+ALI_LINE = {
+    "ex_id": "train_1",
+    "left_context": ["In", "1970"],
+    "word": "Intel",
+    "right_context": ["grew", "."],
+    "left_context_text": "In 1970",
+    "right_context_text": "In 1970",
+    "mention_as_list": ["Intel"],
+    "y_category": ["/organization/company"],
+    "fileid": "f",
+}
+
+
+def test_ufet_fixture(tmp_path):
+    path = write_jsonl(tmp_path / "ufet.json", *UFET_LINES)
+    records = load_mentions(path)
+    assert detect_format(path) == "ufet" and len(records) == 2
+    assert records[0]["text"] == "Yesterday , Web users searched ."
+    assert mention(records[0]) == "Web users" and records[0]["labels"] == ["person", "user"]
+    assert records[0]["id"] == "a1" and mention(records[1]) == "Paris" and records[1]["start"] == 0
+
+
+def test_ufet_extra_labels_fixture(tmp_path):
+    path = write_jsonl(tmp_path / "weak.json", {**UFET_LINES[1], "extra_labels": ["location"]})
+    assert load_mentions(path, "ufet")[0]["extra_labels"] == ["location"]
+
+
+def test_ali_fixture_reads_right_context_from_tokens_by_default(tmp_path):
+    path = write_jsonl(tmp_path / "onto.json", ALI_LINE)
+    fixed, buggy = load_mentions(path)[0], load_mentions(path, right_context="text")[0]
+    assert detect_format(path) == "ali"
+    assert fixed["text"] == "In 1970 Intel grew ." and mention(fixed) == "Intel"
+    assert fixed["labels"] == ["/organization/company"] and fixed["id"] == "train_1"
+    assert buggy["text"] == "In 1970 Intel In 1970"  # the released train files' copied right context
+
+
+def test_afet_fixture_gives_one_record_per_mention(tmp_path):
+    path = write_jsonl(
+        tmp_path / "afet.json",
+        {
+            "senid": 7,
+            "fileid": "f",
+            "tokens": ["Valley", "Federal", "sued", "Ann", "Lee", "."],
+            "mentions": [
+                {"start": 0, "end": 2, "labels": ["/organization"]},
+                {"start": 3, "end": 5, "labels": ["/person"]},
+            ],
+        },
+        {"senid": 8, "fileid": "f", "tokens": ["Nothing", "."], "mentions": []},
+    )
+    records = load_mentions(path)
+    assert detect_format(path) == "afet"
+    assert [mention(r) for r in records] == ["Valley Federal", "Ann Lee"]
+    assert [r["labels"] for r in records] == [["/organization"], ["/person"]]
+    assert [r["id"] for r in records] == ["7-0", "7-1"]
+
+
+def test_tsv_fixture(tmp_path):
+    path = tmp_path / "test.txt"
+    path.write_text("0\t2\tValley Federal sued .\t/organization/company\n\n2\t3\tThey met Ann .\t/person\n")
+    records = load_mentions(path)
+    assert detect_format(path) == "tsv"
+    assert [mention(r) for r in records] == ["Valley Federal", "Ann"]
+    assert records[1]["labels"] == ["/person"] and records[1]["id"] == "3"
+
+
+def test_bio_fixture_with_b_and_i_tags(tmp_path):
+    path = tmp_path / "bio.txt"
+    path.write_text("The\tO\nCommonwealth\tB-event-sportsevent\nGames\tI-event-sportsevent\n\nSan\tB-location-GPE\n")
+    records = load_mentions(path)
+    assert detect_format(path) == "bio"
+    assert [mention(r) for r in records] == ["Commonwealth Games", "San"]
+    assert [r["labels"] for r in records] == [["/event/sportsevent"], ["/location/GPE"]]
+    assert [r["id"] for r in records] == ["1-0", "5-0"]
+
+
+def test_gzipped_fixture_streams_and_equals_in_memory(tmp_path):
+    path = tmp_path / "test.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(line) + "\n" for line in UFET_LINES * 3))
+    assert detect_format(path) == "ufet"
+    first = next(iter_mentions(path, "ufet"))
+    assert mention(first) == "Web users"
+    assert list(load_mentions(path, streaming=True)) == load_mentions(path).to_list()
+    assert len(load_mentions([path, path])) == 12
 
 
 def test_io_tags_and_adjacent_mentions(tmp_path):
