@@ -15,13 +15,14 @@ def decide(
     probabilities: torch.Tensor,
     labels: Sequence[str],
     decision: str = "threshold",
-    threshold: float = 0.5,
+    threshold: float | None = 0.5,
     top_k: int | None = None,
 ) -> list[dict]:
     """Labels for one mention as `[{"label", "score"}]`, highest score first.
 
     * `"threshold"`: every label with probability >= `threshold`; if none passes, the single best label (the UFET
-      evaluation rule, so every mention gets at least one type).
+      evaluation rule, so every mention gets at least one type). With `threshold=None` every label is a candidate,
+      so `top_k` alone gives the `top_k` best labels.
     * `"argmax_with_ancestors"`: the best label plus its `/`-path ancestors (FiveFine's FET rule). An ancestor that is
       itself a label keeps its own score; one that is not gets the score of the chosen label.
 
@@ -31,7 +32,12 @@ def decide(
     if top_k is not None and top_k < 1:
         raise ValueError(f"`top_k` must be a positive integer or None (no cap), got {top_k!r}.")
     if decision == "threshold":
-        chosen = (probabilities >= threshold).nonzero().flatten()
+        if threshold is None:
+            if top_k is None:
+                raise ValueError("The threshold rule needs a `threshold`, or `top_k` to keep the k best labels.")
+            chosen = torch.arange(probabilities.numel(), device=probabilities.device)
+        else:
+            chosen = (probabilities >= threshold).nonzero().flatten()
         if chosen.numel() == 0:
             chosen = probabilities.argmax().reshape(1)
         scores = probabilities[chosen]
@@ -58,4 +64,33 @@ def decide(
     raise ValueError(f"`decision` must be 'threshold' or 'argmax_with_ancestors', got {decision!r}.")
 
 
-__all__ = ["decide", "label_ancestors"]
+def resolve_rule(
+    decision: str | None,
+    threshold: float | None,
+    top_k: int | None,
+    default_decision: str,
+    default_threshold: float,
+) -> tuple[str, float | None]:
+    """The `(decision, threshold)` for `decide` that the caller's options ask for, following transformers' `top_k`.
+
+    * nothing given: the default rule (the model config's `decision`, at its `threshold`);
+    * `top_k` alone: the `top_k` best labels, whatever their scores (threshold `None`);
+    * `threshold` (with or without `top_k`): the threshold rule at that threshold, then at most `top_k` labels;
+    * `decision` names the rule outright; `"threshold"` without a threshold uses the default one, and
+      `"argmax_with_ancestors"` takes no threshold (it keeps the best label and its ancestors, then `top_k` caps).
+    """
+    if decision is None:
+        if threshold is not None or top_k is not None:
+            return "threshold", threshold  # threshold None: `top_k` alone keeps the k best
+        decision = default_decision
+    elif decision == "argmax_with_ancestors" and threshold is not None:
+        raise ValueError(
+            f"`threshold` ({threshold!r}) applies to decision='threshold' only; 'argmax_with_ancestors' keeps the "
+            "best label and its ancestors. Drop `threshold`, or pass decision='threshold'."
+        )
+    if decision == "threshold" and threshold is None:
+        threshold = default_threshold
+    return decision, threshold
+
+
+__all__ = ["decide", "label_ancestors", "resolve_rule"]

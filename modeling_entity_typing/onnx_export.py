@@ -19,7 +19,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from .decision import decide
+from .decision import decide, resolve_rule
 from .pipelines.entity_typing import check_options, resolve_span
 
 
@@ -238,19 +238,14 @@ class OnnxEntityTyper:
             return []
         encoded = self.mention_encoder.encode_batch(mentions)
         probabilities = torch.from_numpy(self._run_encoded(encoded, batch_size)["logits"]).sigmoid()
+        rule, cut = resolve_rule(decision, threshold, top_k, self.metadata["decision"], self.metadata["threshold"])
         results = [
             {
                 "mention": text[start:end],
                 "span": (start, end),
                 "truncated": e.truncated,
                 "mention_truncated": e.mention_truncated,
-                "labels": decide(
-                    row,
-                    self.labels,
-                    decision=decision or self.metadata["decision"],
-                    threshold=self.metadata["threshold"] if threshold is None else threshold,
-                    top_k=top_k,
-                ),
+                "labels": decide(row, self.labels, decision=rule, threshold=cut, top_k=top_k),
             }
             for (text, start, end), e, row in zip(mentions, encoded, probabilities)
         ]

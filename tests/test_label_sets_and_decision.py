@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from modeling_entity_typing import LabelSet, decide, default_label_phrase, label_ancestors
+from modeling_entity_typing.decision import resolve_rule
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,40 @@ def test_argmax_with_ancestors_adds_the_path():
 def test_unknown_decision_rule():
     with pytest.raises(ValueError, match="`decision` must be 'threshold' or 'argmax_with_ancestors', got 'max'"):
         decide(torch.tensor([0.5]), ["a"], "max")
+
+
+def test_threshold_rule_without_a_threshold_keeps_the_top_k():
+    probabilities = torch.tensor([0.1, 0.3, 0.2, 0.05, 0.25])
+    assert [x["label"] for x in decide(probabilities, LABELS, "threshold", None, top_k=3)] == [
+        "/person/artist",
+        "/location/city",
+        "/person/artist/music",
+    ]
+    assert len(decide(probabilities, LABELS, "threshold", None, top_k=9)) == len(LABELS)
+    with pytest.raises(ValueError, match="needs a `threshold`, or `top_k`"):
+        decide(probabilities, LABELS, "threshold", None)
+
+
+# (options, rule under a config of ("threshold", 0.4), rule under a config of ("argmax_with_ancestors", 0.4))
+RULES = [
+    ({}, ("threshold", 0.4), ("argmax_with_ancestors", None)),  # nothing given: the config's rule
+    ({"top_k": 3}, ("threshold", None), ("threshold", None)),  # top_k alone: the k best
+    ({"threshold": 0.2}, ("threshold", 0.2), ("threshold", 0.2)),
+    ({"threshold": 0.2, "top_k": 3}, ("threshold", 0.2), ("threshold", 0.2)),  # the threshold, then the cap
+    ({"decision": "threshold", "top_k": 3}, ("threshold", 0.4), ("threshold", 0.4)),  # named rule, config threshold
+    ({"decision": "argmax_with_ancestors"}, ("argmax_with_ancestors", None), ("argmax_with_ancestors", None)),
+]
+
+
+@pytest.mark.parametrize("options, under_threshold_config, under_argmax_config", RULES)
+def test_options_resolve_like_transformers_top_k(options, under_threshold_config, under_argmax_config):
+    options = {"decision": None, "threshold": None, "top_k": None, **options}
+    assert resolve_rule(**options, default_decision="threshold", default_threshold=0.4) == under_threshold_config
+    assert resolve_rule(**options, default_decision="argmax_with_ancestors", default_threshold=0.4) == (
+        under_argmax_config
+    )
+
+
+def test_a_threshold_with_the_argmax_rule_is_refused():
+    with pytest.raises(ValueError, match=r"`threshold` \(0\.3\) applies to decision='threshold' only"):
+        resolve_rule("argmax_with_ancestors", 0.3, None, "threshold", 0.5)
