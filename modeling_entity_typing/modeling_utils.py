@@ -1,5 +1,6 @@
 """`EntityTypingPreTrainedModel`: Hugging Face plumbing shared by the families, and nothing family-specific."""
 
+import os
 from os import PathLike
 
 import torch
@@ -28,6 +29,34 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
     # learning rate (`--head_learning_rate`), since they start fresh or from a prior while the encoder is pretrained.
     head_parameter_prefixes: tuple[str, ...] = ()
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | PathLike | None,
+        *model_args,
+        use_safetensors: bool | None = True,
+        **kwargs,
+    ):
+        """`PreTrainedModel.from_pretrained` that reads safetensors weights only, unless `use_safetensors=False`.
+
+        Unpickling a `pytorch_model.bin` can run code, so it is refused by default, with how to convert it.
+        """
+        try:
+            return super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, use_safetensors=use_safetensors, **kwargs
+            )
+        except OSError as error:
+            pickled = _pickle_weights_in(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+            if use_safetensors is not True or not pickled:
+                raise
+            path = str(pretrained_model_name_or_path)
+            raise OSError(
+                f"{path!r} holds only PyTorch pickle weights ({pickled}), and {cls.__name__}.from_pretrained reads "
+                "safetensors only because unpickling a file can run code. If you trust the file, convert it once: "
+                f"`{cls.__name__}.from_pretrained({path!r}, use_safetensors=False).save_pretrained({path!r})` writes "
+                "model.safetensors beside it (or pass `use_safetensors=False` to load the pickle as it is)."
+            ) from error
+
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -36,6 +65,16 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         elif isinstance(module, BertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
             init.zeros_(module.token_type_ids)
+
+
+def _pickle_weights_in(path: str | PathLike | None, subfolder: str) -> str | None:
+    """The name of the pickle weights file of a local checkpoint folder that has no safetensors, if there is one."""
+    if path is None or not os.path.isdir(os.path.join(path, subfolder)):
+        return None
+    for name in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
+        if os.path.isfile(os.path.join(path, subfolder, name)):
+            return name
+    return None
 
 
 def encoder_config_fields(name_or_path: str | PathLike, family: str) -> tuple[dict, PreTrainedTokenizerBase]:

@@ -8,9 +8,9 @@ from datasets import Dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny import TINY_LABELS
-from transformers import pipeline
+from transformers import AutoModel, pipeline
 
-from modeling_entity_typing import EntityTypingPipeline, label_ancestors
+from modeling_entity_typing import BertForPhraseTypeTyping, EntityTypingPipeline, label_ancestors
 
 
 TEXT = "Mark Twain wrote in Paris, and Paris is a big city."
@@ -226,3 +226,21 @@ def test_pipeline_follows_a_label_set_changed_on_the_model(_tiny_model, tiny_tok
     for labels in (["town", "writer"], ["team", "author"], ["town", "writer"]):
         model.set_label_set(labels, tiny_tokenizer)
         assert {x["label"] for x in typer(TEXT, span=(0, 10), threshold=0.0)["labels"]} == set(labels)
+
+
+def test_a_pickle_only_checkpoint_is_refused_with_how_to_convert(_tiny_model, tiny_tokenizer, tmp_path):
+    model = copy.deepcopy(_tiny_model)
+    model.config.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    refusal = r"holds only PyTorch pickle weights \(pytorch_model\.bin\).* reads safetensors only"
+    with pytest.raises(OSError, match=refusal + r".*use_safetensors=False\)\.save_pretrained\("):
+        AutoModel.from_pretrained(tmp_path)
+    with pytest.raises(OSError, match=refusal):
+        BertForPhraseTypeTyping.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=refusal):  # transformers wraps the loader's error, keeping its text
+        pipeline("entity-typing", model=str(tmp_path))
+    # the opt-out named in the message works, and converting once makes the folder load by default
+    BertForPhraseTypeTyping.from_pretrained(tmp_path, use_safetensors=False).save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
