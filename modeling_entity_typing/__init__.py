@@ -19,7 +19,7 @@ from .mention_data import MentionDataError, load_mentions
 from .modeling_crossc import MBertForContrastiveTyping
 from .modeling_fivefine import BertForPhraseTypeTyping
 from .modeling_outputs import EntityTypingOutput
-from .pipelines import EntityTypingPipeline
+from .pipelines import EntityTypingInputError, EntityTypingPipeline
 from .prototypes import type_prototypes
 from .sampling import sample_k_shot
 from .scoring import load_typing_metric, typing_scores
@@ -41,6 +41,7 @@ __all__ = [
     "CrossCConfig",
     "EncodedMention",
     "EntityTypingOutput",
+    "EntityTypingInputError",
     "EntityTypingPipeline",
     "FiveFineConfig",
     "LabelSet",

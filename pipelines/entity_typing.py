@@ -1,13 +1,18 @@
 """`pipeline("entity-typing")`: type a mention, given by a character span or its string, in a text."""
 
-import types
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import IterableDataset as TorchIterableDataset
 from transformers import Pipeline
+from transformers.utils import logging
 
 
 try:
@@ -16,25 +21,92 @@ except ImportError:  # pragma: no cover - `datasets` is a dependency; keep the p
     datasets = None
 
 from ..configuration import DECISION_RULES
-from ..decision import decide
+from ..decision import decide, resolve_rule
 from ..label_sets import LabelSet
 
 
-OPTIONS = ("threshold", "top_k", "decision", "candidate_labels")
+logger = logging.get_logger(__name__)
+
+OPTIONS = ("threshold", "top_k", "decision", "candidate_labels", "errors")
+ERROR_MODES = ("raise", "return")
+# How many bad items a batch error spells out in its message; all of them are in `EntityTypingInputError.problems`.
+LISTED_PROBLEMS = 20
+# Mention strings tokenized per call when a list is checked before the model runs.
+CHECK_CHUNK = 1024
+
+
+class EntityTypingInputError(ValueError, TypeError):
+    """Bad items of a batch or stream, named by index; `problems` maps each index to what is wrong with it.
+
+    A subclass of both `ValueError` and `TypeError`, so code that catches either for a single input catches it too.
+    """
+
+    def __init__(self, message: str, problems: Mapping[int, str] | None = None):
+        super().__init__(message)
+        self.problems: dict[int, str] = dict(problems or {})
+
+
+@dataclass(frozen=True)
+class _Mention:
+    """A checked mention: `text[start:end]`, inside the text and not blank."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Invalid:
+    """An input found bad before the model ran, kept in its place so `errors="return"` can report it there."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One input of a batch or stream with its position, so that an error can name it."""
+
+    index: int
+    value: Any
+
+
+def check_text(text: Any) -> None:
+    """Raise a `TypeError` saying how to fix `text` unless it is a `str`."""
+    if isinstance(text, str):
+        return
+    if isinstance(text, (bytes, bytearray)):
+        raise TypeError(f"`text` must be a str, got {type(text).__name__} (decode it first: text.decode('utf-8')).")
+    raise TypeError(f"`text` must be a str, got {'None' if text is None else type(text).__name__}.")
+
+
+_WORD_CHARACTER = re.compile(r"\w")
+
+
+def find_mention(text: str, mention: str) -> int:
+    """Start of `mention` in `text`: its first whole-word occurrence, else its first occurrence anywhere, else -1.
+
+    Whole word: no letter, digit or `_` touches it on a side where the mention itself starts or ends with one, so
+    `"Paris"` in "Parisian artists love Paris." is the second one. Scripts written without spaces (Chinese, Japanese)
+    rarely have whole-word occurrences; there the first occurrence is used.
+    """
+    before = r"(?<!\w)" if _WORD_CHARACTER.match(mention[0]) else ""
+    after = r"(?!\w)" if _WORD_CHARACTER.match(mention[-1]) else ""
+    match = re.search(before + re.escape(mention) + after, text)
+    return match.start() if match else text.find(mention)
 
 
 def resolve_span(text: Any, span: Any) -> tuple[int, int]:
     """Validate `text` and `span`; return `(start, end)`, or raise a `TypeError`/`ValueError` saying how to fix it."""
-    if not isinstance(text, str):
-        raise TypeError(f"`text` must be a string, got {type(text).__name__}.")
+    check_text(text)
     if span is None:
         raise TypeError(
-            'No mention given: pass `span=(start, end)` (character offsets, end exclusive) or `span="..."`.'
+            'No mention given: pass `span=(start, end)` (character offsets, end exclusive) or `span="..."`; in a '
+            "dict, the key 'span' or the keys 'start' and 'end'."
         )
     if isinstance(span, str):
         if not span.strip():
             raise ValueError("The mention string `span` is empty or whitespace; give the words to type.")
-        start = text.find(span)
+        start = find_mention(text, span)
         if start < 0:
             raise ValueError(f"The mention {span!r} does not occur in the text; pass character offsets instead.")
         return start, start + len(span)
@@ -56,7 +128,49 @@ def resolve_span(text: Any, span: Any) -> tuple[int, int]:
     return start, end
 
 
-def check_options(threshold, top_k, decision) -> None:
+def parse_input(item: Any) -> _Mention:
+    """Check one input, `{"text", "span"}` or a record `{"text", "start", "end", ...}`, and return its mention.
+
+    Other keys (labels, ids) are ignored, so the records of `load_mentions` can be typed as they are. A key whose
+    value is `None` counts as absent (a `datasets` table fills a column's missing values with `None`).
+    """
+    if not isinstance(item, Mapping):
+        if item is None or isinstance(item, (str, bytes, bytearray)):
+            check_text(item)  # a bare text in a batch: say what the dict form is
+            raise TypeError(
+                f"In a batch each input is a dict, got the bare text {item[:40]!r}: pass "
+                "{'text': ..., 'span': (start, end) or 'mention'} (or the keys 'start' and 'end')."
+            )
+        raise TypeError(
+            "Each input must be a text with `span=`, or a dict {'text': ..., 'span': ...} (or with 'start' and "
+            f"'end'); got {type(item).__name__}."
+        )
+    if "text" not in item:
+        raise TypeError(
+            f"An input dict needs the key 'text', and 'span' or both 'start' and 'end'; got keys {sorted(item)}."
+        )
+    text = item["text"]
+    check_text(text)
+    has_span = item.get("span") is not None
+    offsets = [key for key in ("start", "end") if item.get(key) is not None]
+    if has_span and offsets:
+        raise TypeError(
+            f"An input dict gives the mention either as 'span' or as 'start' and 'end', not both; got "
+            f"span={item['span']!r}, " + ", ".join(f"{key}={item[key]!r}" for key in offsets) + "."
+        )
+    if offsets:
+        if len(offsets) == 1:
+            missing = "end" if offsets == ["start"] else "start"
+            raise TypeError(f"An input dict with {offsets[0]!r} also needs {missing!r} (end exclusive).")
+        span = (item["start"], item["end"])
+    else:
+        span = item.get("span")
+    start, end = resolve_span(text, span)
+    return _Mention(text, start, end)
+
+
+def check_options(threshold, top_k, decision, errors: str | None = None) -> None:
+    """Raise a `ValueError` naming the first bad option; the pipeline and the ONNX typer share these rules."""
     if threshold is not None and (
         not isinstance(threshold, Real) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0
     ):
@@ -65,10 +179,17 @@ def check_options(threshold, top_k, decision) -> None:
         raise ValueError(f"`top_k` must be a positive integer or None (no cap), got {top_k!r}.")
     if decision is not None and decision not in DECISION_RULES:
         raise ValueError(f"`decision` must be one of {DECISION_RULES}, got {decision!r}.")
+    if decision == "argmax_with_ancestors" and threshold is not None:
+        resolve_rule(decision, threshold, top_k, decision, threshold)  # raises its explanation
+    if errors is not None and errors not in ERROR_MODES:
+        raise ValueError(
+            f"`errors` must be 'raise' (a bad input stops the call) or 'return' (it comes back as "
+            f"{{'index', 'error'}} in its place), got {errors!r}."
+        )
 
 
-class _Rows(TorchDataset):
-    """A `datasets.Dataset` seen as a torch `Dataset` of row dicts, so the pipeline batches it lazily."""
+class _Indexed(TorchDataset):
+    """A sized dataset (a `datasets.Dataset`, a torch map-style dataset) whose rows come back as `_Item`s."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -76,20 +197,28 @@ class _Rows(TorchDataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict:
-        return self.dataset[index]
+    def __getitem__(self, index: int) -> _Item:
+        return _Item(index, self.dataset[index])
 
 
-def _as_pipeline_input(inputs: Any) -> Any:
-    """Route any iterable of mentions to the base pipeline's streaming paths (it knows lists, torch datasets and
-    generators; a `datasets.Dataset` is none of those, and a tuple would be taken for one input)."""
-    if isinstance(inputs, (Mapping, list, TorchDataset, types.GeneratorType)):
-        return inputs
-    if datasets is not None and isinstance(inputs, datasets.Dataset):
-        return _Rows(inputs)
-    if isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes)):
-        return (item for item in inputs)
-    return inputs
+def _is_collection(inputs: Any) -> bool:
+    """Whether `inputs` holds many mentions (not one text, one dict or one non-iterable value)."""
+    if isinstance(inputs, (str, bytes, bytearray, Mapping)) or inputs is None:
+        return False
+    is_table = datasets is not None and isinstance(inputs, datasets.Dataset)
+    return is_table or isinstance(inputs, (Iterable, TorchDataset))
+
+
+def _as_stream(inputs: Any) -> Any:
+    """Route an iterable of mentions to the base pipeline's lazy paths, each row tagged with its index.
+
+    The base knows torch map-style datasets and generators; a `datasets.Dataset` is neither, and a tuple or any
+    other iterable would be taken for one input.
+    """
+    sized = isinstance(inputs, TorchDataset) and not isinstance(inputs, TorchIterableDataset)
+    if sized or (datasets is not None and isinstance(inputs, datasets.Dataset)):
+        return _Indexed(inputs)
+    return (_Item(index, item) for index, item in enumerate(inputs))
 
 
 class EntityTypingPipeline(Pipeline):
@@ -101,14 +230,32 @@ class EntityTypingPipeline(Pipeline):
     {'mention': 'Mark Twain', 'span': (0, 10), 'labels': [{'label': 'person', 'score': 0.97}, ...], 'truncated': False,
      'mention_truncated': False}
     >>> typer([{"text": t, "span": s} for t, s in items], batch_size=32, candidate_labels=["writer", "city"])
+    >>> typer(load_mentions("test.jsonl"))  # records {"text", "start", "end", "labels", ...}: labels are ignored
     ```
 
-    Inputs: a text with `span=(start, end)` (character offsets, end exclusive) or `span="Mark Twain"` (the first
-    occurrence is used), or dicts `{"text", "span"}` in a list (a list comes back), or in a generator, a
-    `datasets.Dataset`, a dataset column or any other iterable (results stream back lazily).
-    Options: `threshold` (default `config.threshold`), `top_k` (cap on returned labels), `decision` (`"threshold"`
-    or `"argmax_with_ancestors"`, default `config.decision`), and `candidate_labels` (a list, or `{label: phrase}`)
-    to type against a new label set with no fine-tuning (phrase-typing models only).
+    Inputs: a text with `span=(start, end)` (character offsets, end exclusive) or `span="Mark Twain"`, or dicts with
+    `"text"` and either `"span"` or `"start"` and `"end"` (other keys are ignored), in a list (a list comes back) or
+    in a generator, a `datasets.Dataset`, a dataset column or any other iterable (results stream back lazily).
+    A mention string is matched as a whole word: the first occurrence with no letter, digit or `_` right before or
+    after it (so `span="Paris"` skips "Parisian"); only when there is none, the first occurrence anywhere.
+
+    Options: `candidate_labels` (a list, or `{label: phrase}`) types against a new label set with no fine-tuning
+    (phrase-typing models only). Which labels come back follows transformers' `top_k`:
+
+    * neither `threshold` nor `top_k`: the model's rule, `config.decision` at `config.threshold`;
+    * `top_k=k` alone: the k best labels;
+    * `threshold=t` alone: every label with probability >= t (the best one if none passes);
+    * both: the threshold, then at most k labels;
+    * `decision="threshold"` or `"argmax_with_ancestors"` (the best label plus its `/`-path ancestors) names the rule
+      outright; `top_k` then caps it, and `threshold` goes with `"threshold"` only.
+
+    Bad inputs: a single input raises `ValueError` or `TypeError` saying what is wrong. A list is checked whole before
+    the model runs: if any item is bad nothing is typed, and one `EntityTypingInputError` (a `ValueError` and a
+    `TypeError`) names every bad item's index and problem (`error.problems`). A stream is checked as it is read:
+    the error names the item's index, and the results before it have already been returned. With `errors="return"`
+    nothing is raised for a bad input: it comes back as `{"index": i, "error": message}` in its place, and the
+    other inputs are typed as usual.
+
     Output per mention: the labels as `{"label", "score"}` by descending score, the mention and span, and whether the
     context (`truncated`) or the mention itself (`mention_truncated`) had to be cut to fit the model.
     """
@@ -117,30 +264,88 @@ class EntityTypingPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
+    # Label sets whose phrase inputs are kept for `candidate_labels`, least recently used evicted first.
+    phrase_cache_size = 8
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.mention_encoder = self.model.get_mention_encoder(self.tokenizer)
-        self._phrase_inputs: dict[LabelSet, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._phrase_inputs: OrderedDict[LabelSet, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._phrase_lock = threading.Lock()
         self._configured_labels: tuple[Any, list[str]] = (None, [])
+        self._placeholder: dict[str, torch.Tensor] | None = None
 
     def __call__(self, inputs, span=None, **kwargs):
-        if isinstance(inputs, str):
-            inputs = {"text": inputs, "span": span}
-        elif span is not None:
+        """Type one mention (a text with `span=`, or one dict) or many (a list, or any iterable of dicts)."""
+        if not _is_collection(inputs):
+            if not isinstance(inputs, Mapping):
+                inputs = {"text": inputs, "span": span}
+            elif span is not None:
+                raise TypeError("`span=` goes with a text. In a dict give it as the key: {'text': ..., 'span': ...}.")
+            return super().__call__(inputs, **kwargs)
+        if span is not None:
             raise TypeError(
                 "`span=` goes with a single text. For many mentions pass dicts: [{'text': ..., 'span': ...}, ...]."
             )
-        return super().__call__(_as_pipeline_input(inputs), **kwargs)
+        if not isinstance(inputs, list):
+            return super().__call__(_as_stream(inputs), **kwargs)
+        # bad options are reported before bad items, and for an empty list too
+        self._sanitize_parameters(**{k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")})
+        if not inputs:
+            return []
+        errors = kwargs.get("errors") or self._preprocess_params.get("errors", "raise")
+        items = self._check_all(inputs)
+        problems = {item.index: item.value.message for item in items if isinstance(item.value, _Invalid)}
+        if problems and errors == "raise":
+            raise EntityTypingInputError(self._describe(problems, len(inputs)), problems)
+        return super().__call__(items, **kwargs)
 
-    def _sanitize_parameters(self, threshold=None, top_k=None, decision=None, candidate_labels=None, **unknown):
+    def _check_all(self, inputs: list) -> list[_Item]:
+        """Every item of a list checked before the model runs: its `_Mention`, or `_Invalid` with the reason."""
+        items = []
+        for index, item in enumerate(inputs):
+            try:
+                items.append(_Item(index, parse_input(item)))
+            except (TypeError, ValueError) as error:
+                items.append(_Item(index, _Invalid(str(error))))
+        checked = [item for item in items if isinstance(item.value, _Mention)]
+        for begin in range(0, len(checked), CHECK_CHUNK):
+            chunk = checked[begin : begin + CHECK_CHUNK]
+            mentions = [item.value.text[item.value.start : item.value.end] for item in chunk]
+            pieces = self.tokenizer(mentions, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            for item, mention, ids in zip(chunk, mentions, pieces):
+                if not ids:
+                    message = (
+                        f"The mention {mention!r} has no word pieces for this tokenizer (it holds only characters "
+                        "the tokenizer drops, such as control characters or lone combining marks); choose a span "
+                        "over a word."
+                    )
+                    items[item.index] = _Item(item.index, _Invalid(message))
+        return items
+
+    @staticmethod
+    def _describe(problems: Mapping[int, str], total: int) -> str:
+        """The message of a list's input error: how many items are bad, and each one's index and problem."""
+        lines = [f"  item {index}: {message}" for index, message in list(problems.items())[:LISTED_PROBLEMS]]
+        if len(problems) > LISTED_PROBLEMS:
+            lines.append(f"  ... and {len(problems) - LISTED_PROBLEMS} more (all of them in `error.problems`).")
+        return (
+            f"{len(problems)} of {total} inputs are invalid, so none was typed. Fix them, or pass errors='return' to "
+            "type the others and get {'index', 'error'} in place of each bad one:\n" + "\n".join(lines)
+        )
+
+    def _sanitize_parameters(
+        self, threshold=None, top_k=None, decision=None, candidate_labels=None, errors=None, **unknown
+    ):
         if unknown:
             raise TypeError(
                 f"Unknown option(s) {sorted(unknown)}; the entity-typing pipeline takes {OPTIONS} and the usual "
                 "`batch_size` / `num_workers`."
             )
-        check_options(threshold, top_k, decision)
-        forward_params, postprocess_params = {}, {}
+        check_options(threshold, top_k, decision, errors)
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if errors is not None:
+            preprocess_params["errors"] = errors
         if candidate_labels is not None:
             if not hasattr(self.model, "encode_label_set"):
                 raise ValueError(f"{type(self.model).__name__} types against its trained labels only.")
@@ -151,37 +356,71 @@ class EntityTypingPipeline(Pipeline):
         for name, value in (("threshold", threshold), ("top_k", top_k), ("decision", decision)):
             if value is not None:
                 postprocess_params[name] = value
-        return {}, forward_params, postprocess_params
+        return preprocess_params, forward_params, postprocess_params
 
-    def preprocess(self, inputs) -> dict[str, Any]:
-        if not isinstance(inputs, Mapping):
-            raise TypeError(
-                "Each input must be a text with `span=`, or a dict {'text': ..., 'span': ...}; "
-                f"got {type(inputs).__name__}."
-            )
-        if "text" not in inputs:
-            raise TypeError(f"An input dict needs the keys 'text' and 'span'; got {sorted(inputs)}.")
-        text = inputs["text"]
-        start, end = resolve_span(text, inputs.get("span"))
-        encoded = self.mention_encoder.encode(text, start, end)
+    def preprocess(self, inputs, errors: str = "raise") -> dict[str, Any]:
+        index = None
+        if isinstance(inputs, _Item):
+            index, inputs = inputs.index, inputs.value
+        try:
+            if isinstance(inputs, _Invalid):
+                raise ValueError(inputs.message)
+            mention = inputs if isinstance(inputs, _Mention) else parse_input(inputs)
+            encoded = self.mention_encoder.encode(mention.text, mention.start, mention.end)
+        except (TypeError, ValueError) as error:
+            if errors == "return":
+                return self._error_inputs(index, str(error))
+            if index is None:
+                raise
+            raise EntityTypingInputError(
+                f"Input {index} is invalid: {error} (The results of earlier batches were already returned; pass "
+                "errors='return' to get {'index', 'error'} in place of each bad input instead.)",
+                {index: str(error)},
+            ) from error
         return {
             "input_ids": torch.tensor([encoded.input_ids]),
             "attention_mask": torch.ones(1, len(encoded.input_ids), dtype=torch.long),
             "mention_positions": torch.tensor([encoded.mention_position]),
             "meta": {
-                "mention": text[start:end],
-                "span": (start, end),
+                "mention": mention.text[mention.start : mention.end],
+                "span": (mention.start, mention.end),
                 "truncated": encoded.truncated,
                 "mention_truncated": encoded.mention_truncated,
             },
         }
 
+    def _error_inputs(self, index: int | None, message: str) -> dict[str, Any]:
+        """Model inputs standing in for a bad input under `errors="return"`: a one-word text, whose result is dropped.
+
+        Batches are padded together before the model runs, so a bad item needs inputs too; the word is cheap.
+        """
+        if self._placeholder is None:
+            encoded = self.mention_encoder.encode("placeholder", 0, len("placeholder"))
+            self._placeholder = {
+                "input_ids": torch.tensor([encoded.input_ids]),
+                "attention_mask": torch.ones(1, len(encoded.input_ids), dtype=torch.long),
+                "mention_positions": torch.tensor([encoded.mention_position]),
+            }
+        return {**self._placeholder, "meta": {"error": message, "index": index}}
+
+    def _phrase_inputs_of(self, label_set: LabelSet) -> tuple[torch.Tensor, torch.Tensor]:
+        """The phrase inputs of `label_set`, from a small LRU cache shared by threads (sets can hold 10k labels)."""
+        with self._phrase_lock:
+            if label_set in self._phrase_inputs:
+                self._phrase_inputs.move_to_end(label_set)
+                return self._phrase_inputs[label_set]
+        phrase_inputs = self.model.encode_label_set(label_set, self.tokenizer)
+        with self._phrase_lock:
+            self._phrase_inputs[label_set] = phrase_inputs
+            self._phrase_inputs.move_to_end(label_set)
+            while len(self._phrase_inputs) > self.phrase_cache_size:
+                self._phrase_inputs.popitem(last=False)
+        return phrase_inputs
+
     def _forward(self, model_inputs: dict[str, Any], label_set: LabelSet | None = None) -> dict[str, Any]:
         meta = model_inputs.pop("meta")
         if label_set is not None:
-            if label_set not in self._phrase_inputs:
-                self._phrase_inputs[label_set] = self.model.encode_label_set(label_set, self.tokenizer)
-            model_inputs["type_phrase_ids"], model_inputs["type_phrase_mask"] = self._phrase_inputs[label_set]
+            model_inputs["type_phrase_ids"], model_inputs["type_phrase_mask"] = self._phrase_inputs_of(label_set)
         return {"logits": self.model(**model_inputs).logits, "meta": meta}
 
     def _labels_of_config(self) -> list[str]:
@@ -199,17 +438,17 @@ class EntityTypingPipeline(Pipeline):
         decision: str | None = None,
         label_set: LabelSet | None = None,
     ) -> dict[str, Any]:
+        meta = model_outputs["meta"]
+        if "error" in meta:
+            if meta["index"] is None:  # a single input
+                return {"error": meta["error"]}
+            return {"index": meta["index"], "error": meta["error"]}
         config = self.model.config
         labels = label_set.labels if label_set is not None else self._labels_of_config()
         probabilities = model_outputs["logits"][0].float().sigmoid()
-        predicted = decide(
-            probabilities,
-            labels,
-            decision=decision or config.decision,
-            threshold=config.threshold if threshold is None else threshold,
-            top_k=top_k,
-        )
-        return {**model_outputs["meta"], "labels": predicted}
+        decision, threshold = resolve_rule(decision, threshold, top_k, config.decision, config.threshold)
+        predicted = decide(probabilities, labels, decision=decision, threshold=threshold, top_k=top_k)
+        return {**meta, "labels": predicted}
 
 
-__all__ = ["EntityTypingPipeline", "check_options", "resolve_span"]
+__all__ = ["EntityTypingInputError", "EntityTypingPipeline", "check_options", "check_text", "resolve_span"]

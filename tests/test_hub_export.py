@@ -176,7 +176,7 @@ def test_fivefine_code_set_follows_its_imports(exports):
     assert "from .configuration_fivefine import FiveFineConfig\n" in modeling  # was `from .configuration import`
     pipeline_code = (folder / "pipeline_entity_typing.py").read_text()
     assert "from .configuration_fivefine import DECISION_RULES\n" in pipeline_code  # was `from ..configuration`
-    assert "from .decision import decide\n" in pipeline_code
+    assert "from .decision import decide, resolve_rule\n" in pipeline_code
 
 
 def test_exported_card_records_the_runs_test_scores(exported):
