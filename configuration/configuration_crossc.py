@@ -9,7 +9,7 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
-from .configuration_fivefine import check_unique_labels
+from .configuration_fivefine import as_float_field, check_finite, check_unique_labels
 
 
 CONTRASTIVE_DENOMINATORS = ("pos+neg", "neg")
@@ -49,6 +49,8 @@ class CrossCConfig(BertConfig):
             Probability from which a label is predicted under the `"threshold"` rule (reference code: 0.4).
         mask_token_id (`int`, *optional*):
             The tokenizer's mask id (mention masking in pretraining).
+
+    Float fields accept ints (`threshold=1`, `cosine_scale=10`), stored as floats; `nan` and `inf` are rejected.
     """
 
     model_type = "crossc"
@@ -57,19 +59,28 @@ class CrossCConfig(BertConfig):
     ent_token_id: int | None = None
     ent_embedding_init: Literal["mean", "normal"] = "mean"
     scoring: Literal["dot", "cosine"] = "dot"
-    cosine_scale: float = 10.0
+    cosine_scale: float | int = 10.0
     max_seq_length: int = 128
-    contrastive_temperature: float = 0.5
+    contrastive_temperature: float | int = 0.5
     contrastive_denominator: Literal["pos+neg", "neg"] = "pos+neg"
-    mention_mask_probability: float = 0.5
+    mention_mask_probability: float | int = 0.5
     decision: Literal["threshold", "argmax_with_ancestors"] = "threshold"
-    threshold: float = 0.5
+    threshold: float | int = 0.5
     mask_token_id: int | None = None
+
+    float_fields = ("cosine_scale", "contrastive_temperature", "mention_mask_probability", "threshold")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Strict field checks, with an `int` for a float field stored as a `float`."""
+        super().__setattr__(name, as_float_field(name, value, self.float_fields))
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         if self.id2label is not None and self.label2id is None:
             self.label2id = {label: index for index, label in self.id2label.items()}
+
+    def validate_finite_numbers(self):
+        check_finite(self, self.float_fields)
 
     def validate_ranges(self):
         if not self.contrastive_temperature > 0:
@@ -89,7 +100,7 @@ class CrossCConfig(BertConfig):
             )
 
     def validate_label_set(self):
-        check_unique_labels(self.id2label)
+        check_unique_labels(self.id2label, self.label2id)
 
 
 __all__ = ["CONTRASTIVE_DENOMINATORS", "CrossCConfig"]

@@ -4,6 +4,9 @@ The config is a `BertConfig` plus the typing fields: the label set (as `id2label
 type-phrase encoder, the prompt template, the auxiliary loss weights and the default decision rule.
 """
 
+import hashlib
+import math
+from collections.abc import Sequence
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
@@ -14,13 +17,57 @@ DECISION_RULES = ("threshold", "argmax_with_ancestors")
 MASK_PLACEHOLDER = "{mask}"
 
 
-def check_unique_labels(id2label: dict | None) -> list:
-    """The labels of `id2label` in id order; a clear error when one is repeated."""
-    labels = list(id2label.values()) if id2label else []
+def as_float_field(name: str, value: object, float_fields: Sequence[str]) -> object:
+    """An `int` given for a float field becomes a `float` (`threshold=1`, `mlm_loss_weight=0`); other values pass."""
+    if name in float_fields and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def check_finite(config: object, names: Sequence[str]) -> None:
+    """Each named field is a finite number: `nan` and `inf` pass every range check and poison losses and scores."""
+    for name in names:
+        value = getattr(config, name)
+        if not math.isfinite(value):
+            raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+
+
+def check_unique_labels(id2label: dict | None, label2id: dict | None = None) -> list:
+    """The labels of `id2label` in id order; a clear error when an id is missing, a label repeated, or `label2id`
+    is not its inverse."""
+    if not id2label:
+        return []
+    ids = sorted(id2label)
+    if ids != list(range(len(ids))):
+        missing = sorted(set(range(len(ids))) - set(ids))
+        beyond = sorted(set(ids) - set(range(len(ids))))
+        raise ValueError(
+            f"`id2label` must number its {len(ids)} labels 0..{len(ids) - 1} without gaps; id(s) {missing} are "
+            f"missing while {beyond} are beyond the end. Renumber the labels (and keep `label2id` and the per-label "
+            "lists in the same order), or set the label set with `model.set_label_set(labels, tokenizer)`."
+        )
+    labels = [id2label[index] for index in ids]
     if len(set(labels)) != len(labels):
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         raise ValueError(f"`id2label` must name each label once; repeated: {repeated}.")
+    if label2id is not None:
+        for index, label in enumerate(labels):
+            if label2id.get(label) != index:
+                raise ValueError(
+                    f"`label2id` must be the inverse of `id2label`: id2label[{index}] = {label!r} but "
+                    f"label2id[{label!r}] = {label2id.get(label, 'missing')!r}. Edit both together, or drop "
+                    "`label2id` and it is derived from `id2label`."
+                )
+        if len(label2id) != len(labels):
+            extra = sorted(set(label2id) - set(labels))
+            raise ValueError(f"`label2id` names labels that `id2label` does not: {extra}; remove them.")
     return labels
+
+
+def label_phrase_checksum(phrase: str, token_ids: Sequence[int]) -> str:
+    """A short hash binding a label's phrase to the token ids it was tokenized into."""
+    text = phrase + "\t" + " ".join(str(token_id) for token_id in token_ids)
+    return hashlib.blake2s(text.encode("utf-8"), digest_size=4).hexdigest()
 
 
 @strict
@@ -36,6 +83,9 @@ class FiveFineConfig(BertConfig):
         label_phrase_token_ids (`list[list[int]]`, *optional*):
             WordPiece ids of each phrase. Written by `set_label_set` so that a saved model scores types without
             needing its tokenizer; not meant to be edited by hand.
+        label_phrase_checksums (`list[str]`, *optional*):
+            Per label, a hash of its phrase and token ids, written by `set_label_set`. A config whose phrase (or ids)
+            was edited afterwards no longer matches it and is rejected, rather than silently scoring the old phrase.
         type_attention_heads (`int`, *optional*, defaults to 4):
             Heads of the attention pooler that turns a phrase's token embeddings into one type vector.
         type_attention_dropout (`float`, *optional*, defaults to 0.1):
@@ -66,6 +116,8 @@ class FiveFineConfig(BertConfig):
         mask_token_id (`int`, *optional*):
             The tokenizer's mask id, recorded by `from_encoder`, so `forward` finds the typing slot by itself.
 
+    Float fields accept ints (`threshold=1`, `mlm_loss_weight=0`), stored as floats; `nan` and `inf` are rejected.
+
     ```python
     >>> from modeling_entity_typing import FiveFineConfig
     >>> config = FiveFineConfig(id2label={0: "/person", 1: "/person/artist"}, decision="argmax_with_ancestors")
@@ -76,21 +128,36 @@ class FiveFineConfig(BertConfig):
 
     label_phrases: list[str] | None = None
     label_phrase_token_ids: list[list[int]] | None = None
+    label_phrase_checksums: list[str] | None = None
     type_attention_heads: int = 4
-    type_attention_dropout: float = 0.1
+    type_attention_dropout: float | int = 0.1
     mention_open: str = "["
     type_prompt: str = "] (Type: {mask})"
     left_word_prompt: str = "] (Left: {mask})"
     right_word_prompt: str = "] (Right: {mask})"
     max_seq_length: int = 128
-    mlm_loss_weight: float = 0.1
-    nwp_loss_weight: float = 0.1
-    mlm_probability: float = 0.1
-    original_label_weight: float = 5.0
-    extra_label_weight: float = 1.0
+    mlm_loss_weight: float | int = 0.1
+    nwp_loss_weight: float | int = 0.1
+    mlm_probability: float | int = 0.1
+    original_label_weight: float | int = 5.0
+    extra_label_weight: float | int = 1.0
     decision: Literal["threshold", "argmax_with_ancestors"] = "threshold"
-    threshold: float = 0.5
+    threshold: float | int = 0.5
     mask_token_id: int | None = None
+
+    float_fields = (
+        "type_attention_dropout",
+        "mlm_loss_weight",
+        "nwp_loss_weight",
+        "mlm_probability",
+        "original_label_weight",
+        "extra_label_weight",
+        "threshold",
+    )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Strict field checks, with an `int` for a float field stored as a `float`."""
+        super().__setattr__(name, as_float_field(name, value, self.float_fields))
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -103,6 +170,9 @@ class FiveFineConfig(BertConfig):
                 f"`type_attention_heads` must be a positive divisor of `hidden_size` ({self.hidden_size}), "
                 f"got {self.type_attention_heads}."
             )
+
+    def validate_finite_numbers(self):
+        check_finite(self, self.float_fields)
 
     def validate_probabilities(self):
         for name in ("type_attention_dropout", "mlm_probability"):
@@ -135,8 +205,8 @@ class FiveFineConfig(BertConfig):
             )
 
     def validate_label_set(self):
-        labels = check_unique_labels(self.id2label)
-        for name in ("label_phrases", "label_phrase_token_ids"):
+        labels = check_unique_labels(self.id2label, self.label2id)
+        for name in ("label_phrases", "label_phrase_token_ids", "label_phrase_checksums"):
             value = getattr(self, name)
             if value is not None and len(value) != len(labels):
                 raise ValueError(
@@ -149,6 +219,44 @@ class FiveFineConfig(BertConfig):
         for index, ids in enumerate(self.label_phrase_token_ids or []):
             if not ids:
                 raise ValueError(f"`label_phrase_token_ids[{index}]` (label {labels[index]!r}) has no tokens.")
+            outside = [token_id for token_id in ids if not 0 <= token_id < self.vocab_size]
+            if outside:
+                raise ValueError(
+                    f"`label_phrase_token_ids[{index}]` (label {labels[index]!r}) holds token id(s) {outside}, "
+                    f"outside the vocabulary [0, {self.vocab_size}); these ids are written by "
+                    "`model.set_label_set(labels, tokenizer)` with the model's tokenizer: call it again rather than "
+                    "editing them."
+                )
+        self._check_phrase_checksums(labels)
+
+    def _check_phrase_checksums(self, labels: list) -> None:
+        """Phrases and token ids still match what `set_label_set` tokenized (configs without checksums pass)."""
+        phrases, token_ids, checksums = self.label_phrases, self.label_phrase_token_ids, self.label_phrase_checksums
+        if not (phrases and token_ids and checksums):
+            return
+        stale = [
+            index
+            for index, (phrase, ids, checksum) in enumerate(zip(phrases, token_ids, checksums))
+            if label_phrase_checksum(phrase, ids) != checksum
+        ]
+        if stale:
+            index = stale[0]
+            raise ValueError(
+                f"`label_phrases` and `label_phrase_token_ids` disagree for {len(stale)} label(s), first "
+                f"{labels[index]!r} (id {index}): its phrase is {phrases[index]!r} but its token ids "
+                f"{token_ids[index]} were tokenized from another phrase, so the model would score the old one. "
+                "The phrases (or ids) were edited after `set_label_set` wrote them. To use the new phrases, remove "
+                "`label_phrase_token_ids` and `label_phrase_checksums` from config.json, load the model and call "
+                "`model.set_label_set(list(model.config.id2label.values()), tokenizer, model.config.label_phrases)`, "
+                "then save it; otherwise undo the edit."
+            )
 
 
-__all__ = ["DECISION_RULES", "FiveFineConfig", "check_unique_labels"]
+__all__ = [
+    "DECISION_RULES",
+    "FiveFineConfig",
+    "as_float_field",
+    "check_finite",
+    "check_unique_labels",
+    "label_phrase_checksum",
+]

@@ -1,9 +1,11 @@
+import math
+
 import pytest
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from tiny import get_tiny_fivefine_config
 from transformers import AutoConfig
 
-from modeling_entity_typing import FiveFineConfig
+from modeling_entity_typing import CrossCConfig, FiveFineConfig
 
 
 @pytest.mark.parametrize(
@@ -67,3 +69,81 @@ def test_label2id_is_derived_and_roundtrips_through_autoconfig(tmp_path):
     assert loaded.label_phrases == ["person", "artist"]
     assert loaded.decision == "argmax_with_ancestors"
     assert loaded.hidden_size == 32 and loaded.num_hidden_layers == 2
+
+
+def _crossc_config(**overrides) -> CrossCConfig:
+    fields = dict(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37)
+    return CrossCConfig(**{**fields, **overrides})
+
+
+def test_float_fields_accept_ints_as_floats_and_reject_bools(tmp_path):
+    config = get_tiny_fivefine_config(threshold=1, mlm_loss_weight=0, nwp_loss_weight=0, original_label_weight=5)
+    values = (config.threshold, config.mlm_loss_weight, config.nwp_loss_weight, config.original_label_weight)
+    assert values == (1.0, 0.0, 0.0, 5.0) and all(type(value) is float for value in values)
+    config.extra_label_weight = 2  # assignment converts too
+    assert type(config.extra_label_weight) is float
+    config.save_pretrained(tmp_path)
+    assert AutoConfig.from_pretrained(tmp_path).threshold == 1.0
+    crossc = _crossc_config(threshold=0, cosine_scale=10, contrastive_temperature=1, mention_mask_probability=1)
+    assert all(type(getattr(crossc, name)) is float for name in crossc.float_fields)
+    with pytest.raises(StrictDataclassFieldValidationError, match="field 'threshold'"):
+        get_tiny_fivefine_config(threshold=True)
+    with pytest.raises(StrictDataclassFieldValidationError, match="field 'cosine_scale'"):
+        _crossc_config(cosine_scale=False)
+
+
+def test_int_out_of_range_reports_the_range_not_the_type():
+    with pytest.raises(
+        StrictDataclassClassValidationError, match=r"`threshold` is a probability .* \[0, 1\], got 2\.0"
+    ):
+        get_tiny_fivefine_config(threshold=2)
+    with pytest.raises(StrictDataclassClassValidationError, match=r"`mlm_loss_weight` must be >= 0 .*got -1\.0"):
+        get_tiny_fivefine_config(mlm_loss_weight=-1)
+    with pytest.raises(
+        StrictDataclassClassValidationError, match=r"`threshold` is a probability .* \[0, 1\], got 3\.0"
+    ):
+        _crossc_config(threshold=3)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "field", ["mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight", "threshold"]
+)
+def test_non_finite_numbers_are_rejected(field, value):
+    with pytest.raises(StrictDataclassClassValidationError, match=rf"`{field}` must be a finite number, got {value}"):
+        get_tiny_fivefine_config(**{field: value})
+
+
+@pytest.mark.parametrize("field", ["cosine_scale", "contrastive_temperature", "mention_mask_probability", "threshold"])
+def test_non_finite_numbers_are_rejected_by_crossc(field):
+    with pytest.raises(StrictDataclassClassValidationError, match=rf"`{field}` must be a finite number, got inf"):
+        _crossc_config(**{field: math.inf})
+
+
+@pytest.mark.parametrize("make", [get_tiny_fivefine_config, _crossc_config], ids=["fivefine", "crossc"])
+def test_id2label_with_a_gap_names_the_missing_id(make):
+    with pytest.raises(
+        StrictDataclassClassValidationError,
+        match=r"`id2label` must number its 3 labels 0\.\.2 without gaps; id\(s\) \[2\] are missing while \[3\]",
+    ):
+        make(id2label={0: "a", 1: "b", 3: "c"})
+
+
+def test_label2id_must_be_the_inverse_of_id2label():
+    with pytest.raises(
+        StrictDataclassClassValidationError,
+        match=r"must be the inverse of .id2label.: id2label\[0\] = 'a' but label2id\['a'\] = 1",
+    ):
+        get_tiny_fivefine_config(id2label={0: "a", 1: "b"}, label2id={"a": 1, "b": 0})
+
+
+@pytest.mark.parametrize("bad_id", [-1, 108, 5000])
+def test_phrase_token_ids_outside_the_vocabulary_name_the_label(bad_id):
+    with pytest.raises(
+        StrictDataclassClassValidationError,
+        match=rf"`label_phrase_token_ids\[1\]` \(label 'b'\) holds token id\(s\) \[{bad_id}\], outside the "
+        r"vocabulary \[0, 108\).*set_label_set",
+    ):
+        get_tiny_fivefine_config(
+            id2label={0: "a", 1: "b"}, label_phrases=["a", "b"], label_phrase_token_ids=[[5], [6, bad_id]]
+        )
