@@ -21,6 +21,7 @@ from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead
 from transformers.utils import logging
 
 from .configuration import FiveFineConfig
+from .configuration.configuration_fivefine import label_phrase_checksum
 from .label_sets import LabelSet, pad_phrase_token_ids
 from .layers import dot_product_scores, first_token_positions, gather_positions
 from .losses import multilabel_bce, token_cross_entropy
@@ -254,6 +255,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         self.config.label2id = {label: index for index, label in enumerate(label_set.labels)}
         self.config.label_phrases = list(label_set.phrases)
         self.config.label_phrase_token_ids = token_ids
+        self.config.label_phrase_checksums = [
+            label_phrase_checksum(phrase, ids) for phrase, ids in zip(label_set.phrases, token_ids)
+        ]
         if self.config.mask_token_id is None:
             self.config.mask_token_id = tokenizer.mask_token_id
         self._load_label_set_buffers()
@@ -315,6 +319,12 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         """Type vectors of the given phrases, or of the configured label set; cached in eval mode without grad."""
         if type_phrase_ids is None:
             if self.type_phrase_ids.size(0) == 0:
+                if self.config.label_phrases:
+                    raise ValueError(
+                        "This model's config names label phrases but holds no `label_phrase_token_ids`: tokenize "
+                        "them with `model.set_label_set(list(model.config.id2label.values()), tokenizer, "
+                        "model.config.label_phrases)`."
+                    )
                 raise ValueError(
                     "This model has no label set yet: call `model.set_label_set(labels, tokenizer)` or pass "
                     "`type_phrase_ids` and `type_phrase_mask` (see `model.encode_label_set`)."

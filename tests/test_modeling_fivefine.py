@@ -411,3 +411,40 @@ def test_fresh_type_vector_is_the_normalised_mean_of_its_word_embeddings(tiny_mo
     mean = (embeddings * mask).sum(1) / mask.sum(1)
     expected = torch.nn.functional.layer_norm(mean, mean.shape[-1:], eps=tiny_model.type_encoder.layer_norm.eps)
     torch.testing.assert_close(_type_matrix(tiny_model), expected / mean.shape[-1] ** 0.5)  # gain 1/sqrt(hidden)
+
+
+def test_hand_edited_label_phrases_are_rejected_not_silently_ignored(tiny_model, tiny_tokenizer, tmp_path):
+    """The stored token ids used to win over an edited phrase: the model kept scoring the old one."""
+    from huggingface_hub.errors import StrictDataclassClassValidationError
+
+    tiny_model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    assert saved["label_phrases"][1] == "city"
+    edited = {**saved, "label_phrases": [*saved["label_phrases"][:1], "town", *saved["label_phrases"][2:]]}
+    config_file.write_text(json.dumps(edited))
+    with pytest.raises(
+        StrictDataclassClassValidationError,
+        match=r"disagree for 1 label\(s\), first '/location/city' \(id 1\): its phrase is 'town' but its token ids "
+        r"\[\d+\] were tokenized from another phrase.*remove `label_phrase_token_ids` and `label_phrase_checksums`",
+    ):
+        AutoModel.from_pretrained(tmp_path)
+    swapped_ids = {
+        **saved,
+        "label_phrase_token_ids": [saved["label_phrase_token_ids"][2], *saved["label_phrase_token_ids"][1:]],
+    }
+    config_file.write_text(json.dumps(swapped_ids))
+    with pytest.raises(StrictDataclassClassValidationError, match=r"first 'person' \(id 0\): its phrase is 'person'"):
+        AutoModel.from_pretrained(tmp_path)
+
+    # The fix the message gives: drop the stale ids, load, re-tokenize the edited phrases.
+    config_file.write_text(
+        json.dumps({k: v for k, v in edited.items() if k not in ("label_phrase_token_ids", "label_phrase_checksums")})
+    )
+    model = AutoModel.from_pretrained(tmp_path).eval()
+    with pytest.raises(ValueError, match=r"names label phrases but holds no `label_phrase_token_ids`.*set_label_set"):
+        model(**encode_batch(model, tiny_tokenizer, MENTIONS))
+    model.set_label_set(list(model.config.id2label.values()), tiny_tokenizer, model.config.label_phrases)
+    assert model.type_phrase_ids[1, 0] == tiny_tokenizer.convert_tokens_to_ids("town")
+    model.save_pretrained(tmp_path / "fixed")
+    assert AutoModel.from_pretrained(tmp_path / "fixed").config.label_phrases[1] == "town"
