@@ -7,6 +7,7 @@ released checkpoint converts by renaming keys (dropping the reference's `mlm.` p
 """
 
 import math
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,9 @@ logger = logging.get_logger(__name__)
 
 _TYPE_CACHE_SIZE = 4  # label sets whose encoded type matrix is kept in eval mode
 _TYPE_CHUNK_SIZE = 1024  # types encoded at once when filling the cache
+# Guards every model's type cache (lookup, insert, eviction, clearing). Module-level, so models still deepcopy and
+# pickle; the sections it guards are dict operations, the encoding itself runs outside it.
+_TYPE_CACHE_LOCK = threading.RLock()
 
 
 class TypePhraseEncoder(nn.Module):
@@ -174,6 +178,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         # The paper's "new MLM classification head": untied, initialised from the MLM head by `from_encoder`.
         self.nwp_head = BertOnlyMLMHead(config) if config.nwp_loss_weight > 0 else None
         self._type_cache: OrderedDict = OrderedDict()
+        self._type_cache_generation = 0  # bumped by every clear, so a matrix computed across one is not stored
         self._watched_type_weights: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> parameter
         self._label_set_version = 0
         self._load_label_set_buffers()
@@ -301,17 +306,41 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         def invalidate(_parameter: torch.Tensor) -> None:
             owner = model()
             if owner is not None:
-                owner._type_cache.clear()
+                owner.clear_type_cache()
 
-        for parameter in self._type_weights():
-            if parameter.requires_grad and self._watched_type_weights.get(id(parameter)) is not parameter:
-                parameter.register_post_accumulate_grad_hook(invalidate)
-                self._watched_type_weights[id(parameter)] = parameter
+        with _TYPE_CACHE_LOCK:
+            for parameter in self._type_weights():
+                if parameter.requires_grad and self._watched_type_weights.get(id(parameter)) is not parameter:
+                    parameter.register_post_accumulate_grad_hook(invalidate)
+                    self._watched_type_weights[id(parameter)] = parameter
 
     def train(self, mode: bool = True):
         """Switching mode drops the type cache: a training phase may change the weights in any way."""
-        self._type_cache.clear()
+        self.clear_type_cache()
         return super().train(mode)
+
+    def _cached_type_matrix(self, key: tuple) -> torch.Tensor | None:
+        """The cached matrix of `key` (marked most recently used), or `None`."""
+        with _TYPE_CACHE_LOCK:
+            cached = self._type_cache.get(key)
+            if cached is not None:
+                self._type_cache.move_to_end(key)
+            return cached
+
+    def _store_type_matrix(self, key: tuple, matrix: torch.Tensor, generation: int) -> torch.Tensor:
+        """Cache `matrix` unless the cache was cleared since it was computed; a matrix another thread stored for the
+        same key first is returned instead, so all callers share one. Least recently used entries are evicted."""
+        with _TYPE_CACHE_LOCK:
+            if generation != self._type_cache_generation:
+                return matrix
+            existing = self._type_cache.get(key)
+            if existing is not None:
+                self._type_cache.move_to_end(key)
+                return existing
+            self._type_cache[key] = matrix
+            while len(self._type_cache) > _TYPE_CACHE_SIZE:
+                self._type_cache.popitem(last=False)
+            return matrix
 
     def type_embeddings(
         self, type_phrase_ids: torch.Tensor | None = None, type_phrase_mask: torch.Tensor | None = None
@@ -346,28 +375,25 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
                 hash(type_phrase_mask.cpu().numpy().tobytes()),
             )
         key = (label_set_key, self._type_weights_key())
-        cached = self._type_cache.get(key)
-        if cached is None:
-            self._watch_type_weights()
-            # In chunks: without a graph to keep, peak memory stays flat however large the label set.
-            cached = torch.cat(
-                [
-                    self.encode_types(ids, mask)
-                    for ids, mask in zip(
-                        type_phrase_ids.split(_TYPE_CHUNK_SIZE), type_phrase_mask.split(_TYPE_CHUNK_SIZE)
-                    )
-                ]
-            )
-            self._type_cache[key] = cached
-            while len(self._type_cache) > _TYPE_CACHE_SIZE:
-                self._type_cache.popitem(last=False)
-        else:
-            self._type_cache.move_to_end(key)
-        return cached
+        cached = self._cached_type_matrix(key)
+        if cached is not None:
+            return cached
+        generation = self._type_cache_generation
+        self._watch_type_weights()
+        # In chunks: without a graph to keep, peak memory stays flat however large the label set.
+        matrix = torch.cat(
+            [
+                self.encode_types(ids, mask)
+                for ids, mask in zip(type_phrase_ids.split(_TYPE_CHUNK_SIZE), type_phrase_mask.split(_TYPE_CHUNK_SIZE))
+            ]
+        )
+        return self._store_type_matrix(key, matrix, generation)
 
     def clear_type_cache(self) -> None:
         """Drop cached type matrices (they are also invalidated automatically when weights change)."""
-        self._type_cache.clear()
+        with _TYPE_CACHE_LOCK:
+            self._type_cache.clear()
+            self._type_cache_generation += 1
 
     # -------------------------------------------------------------------------------------------------------- forward
     def forward(

@@ -413,6 +413,72 @@ def test_fresh_type_vector_is_the_normalised_mean_of_its_word_embeddings(tiny_mo
     torch.testing.assert_close(_type_matrix(tiny_model), expected / mean.shape[-1] ** 0.5)  # gain 1/sqrt(hidden)
 
 
+def test_type_cache_is_thread_safe_under_eviction(tiny_model, tiny_tokenizer, monkeypatch):
+    """8 threads cycling through more label sets than a cache of 2 holds: every lookup, insert and eviction races
+    with the others, and each call must still return its own label set's matrix."""
+    import sys
+    import threading
+    import time
+    from collections import OrderedDict
+
+    from modeling_entity_typing import modeling_fivefine
+
+    class YieldingCache(OrderedDict):
+        """Hands the GIL to another thread around every access, widening the windows a race needs."""
+
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            time.sleep(0)
+            return value
+
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            time.sleep(0)
+
+        def popitem(self, last=True):
+            time.sleep(0)
+            return super().popitem(last=last)
+
+        def move_to_end(self, key, last=True):
+            time.sleep(0)
+            return super().move_to_end(key, last=last)
+
+    monkeypatch.setattr(modeling_fivefine, "_TYPE_CACHE_SIZE", 2)
+    tiny_model.eval()
+    tiny_model._type_cache = YieldingCache()
+    words = ["city", "town", "person", "writer", "author", "company", "team", "music", "artist", "time"]
+    label_sets = [tiny_model.encode_label_set(words[i : i + 3], tiny_tokenizer) for i in range(0, 8, 2)]
+    with torch.no_grad():
+        expected = [tiny_model.encode_types(ids, mask) for ids, mask in label_sets]
+    errors, wrong = [], []
+    start = threading.Barrier(8)
+
+    def work(offset: int) -> None:
+        try:
+            start.wait()
+            for step in range(400):
+                index = (offset + step * (offset + 1)) % len(label_sets)
+                matrix = _type_matrix(tiny_model, type_phrase_ids=label_sets[index][0].clone())
+                if not torch.allclose(matrix, expected[index], atol=1e-6):
+                    wrong.append(index)
+        except Exception as error:  # noqa: BLE001 - reported below with its type
+            errors.append(error)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so the races happen
+    try:
+        threads = [threading.Thread(target=work, args=(offset,)) for offset in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, [f"{type(error).__name__}: {error}" for error in errors[:3]]
+    assert not wrong
+    assert len(tiny_model._type_cache) <= 2
+
+
 def test_hand_edited_label_phrases_are_rejected_not_silently_ignored(tiny_model, tiny_tokenizer, tmp_path):
     """The stored token ids used to win over an edited phrase: the model kept scoring the old one."""
     from huggingface_hub.errors import StrictDataclassClassValidationError
