@@ -10,7 +10,7 @@ from os import PathLike
 from pathlib import Path
 
 from .label_sets import default_label_phrase
-from .mention_data import MentionDataError
+from .mention_data import MentionDataError, _lines
 
 
 ONTONOTES_PHRASES = {
@@ -76,24 +76,26 @@ def label_phrases_for(
 
 
 def read_label_phrases(path: str | PathLike) -> dict[str, str]:
-    """A user mapping file: one `label<TAB>phrase` per line (`#` comments and blank lines ignored)."""
+    """A user mapping file: one `label<TAB>phrase` per line (`#` comments and blank lines ignored).
+
+    Read like the data files: UTF-8 (a spreadsheet's byte-order mark is skipped, so the first label still matches),
+    plain or `.gz`; undecodable bytes raise `MentionDataError` with the line."""
     path = Path(path)
     phrases: dict[str, str] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-                raise MentionDataError(
-                    f"{path}:{line_number}: expected 'label<TAB>phrase', got {line!r:.80} (a phrase may hold "
-                    "several words separated by spaces)."
-                )
-            label = fields[0].strip()
-            if label in phrases:
-                raise MentionDataError(f"{path}:{line_number}: label {label!r} is mapped twice.")
-            phrases[label] = fields[1].strip()
+    for line_number, line in _lines(path):
+        line = line.rstrip("\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+            raise MentionDataError(
+                f"{path}:{line_number}: expected 'label<TAB>phrase', got {line!r:.80} (a phrase may hold "
+                "several words separated by spaces)."
+            )
+        label = fields[0].strip()
+        if label in phrases:
+            raise MentionDataError(f"{path}:{line_number}: label {label!r} is mapped twice.")
+        phrases[label] = fields[1].strip()
     if not phrases:
         raise MentionDataError(f"{path}: no 'label<TAB>phrase' lines found.")
     return phrases

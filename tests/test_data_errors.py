@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from modeling_entity_typing.label_phrases import read_label_phrases
 from modeling_entity_typing.mention_data import MentionDataError, detect_format, load_mentions
 
 
@@ -226,3 +227,14 @@ def test_empty_context_token_keeps_the_mention_span_right(tmp_path, record, fmt,
     path.write_text(jsonl(record))
     loaded = load_mentions(path, fmt)[0]
     assert loaded["text"][loaded["start"] : loaded["end"]] == mention
+
+
+def test_label_phrase_file_with_byte_order_mark_and_bad_bytes(tmp_path):
+    """A spreadsheet's BOM used to glue itself to the first label, which then matched no label and silently fell
+    back to the default phrase."""
+    path = tmp_path / "phrases.tsv"
+    path.write_bytes(b"\xef\xbb\xbf/person/artist\tartist painter\r\n/location\tplace\r\n")
+    assert read_label_phrases(path) == {"/person/artist": "artist painter", "/location": "place"}
+    path.write_bytes(b"/person/artist\tartist\n/location\tpl\xe4ce\n")
+    with pytest.raises(MentionDataError, match=r"phrases\.tsv:2: not valid UTF-8"):
+        read_label_phrases(path)
