@@ -19,7 +19,7 @@ install: $(STAMP)
 
 # 5-shot fine-tuning on the bundled CC0 demo data (examples/data/demo) with the offline MiniLM encoder, ~2-3 min.
 demo: $(STAMP)
-	$(OFFLINE) $(BIN)/python examples/finetune_fet.py --output_dir outputs/demo --single_path_train --show_examples
+	$(OFFLINE) $(BIN)/python examples/finetune_fet.py --output_dir outputs/demo --overwrite_output_dir --single_path_train --show_examples
 
 # `pytest` (not `python -m pytest`): the repo root must stay off sys.path, or `configuration` imports twice.
 test: $(STAMP)
