@@ -43,6 +43,7 @@ from modeling_entity_typing.training import (
     TrainingArguments,
     build_optimizer,
     build_scheduler,
+    check_model_name_or_path,
     configure_logging,
     create_accelerator,
     default_encoder,
@@ -141,6 +142,7 @@ class FineTuneArguments:
 
     def __post_init__(self):
         self.test_file = self.test_file or None  # `--test_file ""`: no test set
+        check_model_name_or_path(self.model_name_or_path)
         if self.data_format is not None and self.data_format not in FORMATS:
             raise ValueError(f"--data_format must be one of {FORMATS}, got {self.data_format!r}.")
         if self.decision not in DECISION_RULES:

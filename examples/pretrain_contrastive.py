@@ -36,6 +36,7 @@ from modeling_entity_typing.training import (
     TrainingArguments,
     build_optimizer,
     build_scheduler,
+    check_model_name_or_path,
     configure_logging,
     create_accelerator,
     default_encoder,
@@ -75,6 +76,7 @@ class ContrastiveArguments:
     max_seq_length: int | None = field(default=None, metadata={"help": "Marked input length in word pieces."})
 
     def __post_init__(self):
+        check_model_name_or_path(self.model_name_or_path)
         for name in ("train_file", "validation_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():

@@ -39,6 +39,7 @@ from modeling_entity_typing.training import (
     TrainingArguments,
     build_optimizer,
     build_scheduler,
+    check_model_name_or_path,
     configure_logging,
     create_accelerator,
     default_encoder,
@@ -85,6 +86,7 @@ class UFETArguments:
     )  # fmt: skip
 
     def __post_init__(self):
+        check_model_name_or_path(self.model_name_or_path)
         if self.data_format is not None and self.data_format not in FORMATS:
             raise ValueError(f"--data_format must be one of {FORMATS}, got {self.data_format!r}.")
         for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
         pad_to_multiple_of=pad_multiple,
         original_label_weight=args.original_label_weight,
         extra_label_weight=args.extra_label_weight,
+        seed=train_args.seed,
     )
     eval_collator = DataCollatorForEntityTyping(tokenizer, len(label2id), pad_to_multiple_of=pad_multiple)
     train_dataloader = DataLoader(

@@ -5,12 +5,15 @@ The scripts in `examples/` read as recipes on top of this module: load records, 
 `train_with_selection`, evaluate, save. Everything distributed (DDP, mixed precision, accumulation) is accelerate's.
 """
 
+import hashlib
 import json
 import logging
 import math
 import os
 import re
+import shutil
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +26,12 @@ from accelerate import Accelerator
 from accelerate.utils import (
     DataLoaderConfiguration,
     DistributedDataParallelKwargs,
+    DistributedType,
     ProjectConfiguration,
     gather_object,
+    set_seed,
 )
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, SchedulerType, get_scheduler
@@ -40,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "training_state.json"
 BEST_WEIGHTS_FILE = "best_model.safetensors"
+CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)")  # a complete checkpoint folder, named by its optimizer step
+UNFINISHED_PREFIX = "unfinished-"  # a checkpoint being written; renamed to `checkpoint_<step>` once complete
+PROBE_PREFIX = ".write-probe-"
 
 
 @dataclass
@@ -71,10 +80,21 @@ class TrainingArguments:
     checkpointing_steps: int | None = field(
         default=None, metadata={"help": "Save a resumable accelerate state every N steps (off: None)."}
     )
-    checkpoints_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
-    resume_from_checkpoint: str | None = field(
-        default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest under output_dir."}
+    checkpoints_total_limit: int | None = field(
+        default=2, metadata={"help": "Keep at most this many checkpoints (and always the one resumed from)."}
     )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "A checkpoint folder, or 'latest' for the newest complete one under output_dir/checkpoints."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start a new run in a non-empty --output_dir: its checkpoints and all_results.json are "
+                  "deleted first, its model replaced at the end. With --resume_from_checkpoint: drop the "
+                  "checkpoints of later steps."},
+    )  # fmt: skip
     seed: int = field(default=7771, metadata={"help": "Seed for weights, data order and dropout (FiveFine: 7771)."})
     with_tracking: bool = field(default=False, metadata={"help": "Log metrics to the trackers of --report_to."})
     report_to: str = field(default="all", metadata={"help": "Trackers for --with_tracking (tensorboard, wandb...)."})
@@ -91,6 +111,10 @@ class TrainingArguments:
             raise ValueError(f"--patience must be >= 0 (or unset), got {self.patience}.")
         if self.checkpointing_steps is not None and self.checkpointing_steps < 1:
             raise ValueError(f"--checkpointing_steps must be at least 1 (or unset), got {self.checkpointing_steps}.")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise ValueError(
+                f"--checkpoints_total_limit must be at least 1 (or unset), got {self.checkpoints_total_limit}."
+            )
         for name in ("learning_rate", "head_learning_rate"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -114,23 +138,24 @@ def default_encoder() -> str:
 
 # --------------------------------------------------------------------------------------------------- accelerator
 def create_accelerator(args: TrainingArguments, find_unused_parameters: bool = False) -> Accelerator:
-    """An `Accelerator` with numbered checkpoints under `output_dir/checkpoints` and a seeded, resumable data order.
+    """An `Accelerator` with a seeded, resumable data order, after checking `output_dir` (see `prepare_output_dir`).
 
+    Called first by every script, so a folder that cannot or must not be used fails before any data is loaded.
     Mixed precision and the distributed set-up come from `accelerate launch` / `accelerate config`, never from here.
     `find_unused_parameters` is for objectives that leave a head idle on some steps (NWP runs every n-th step).
+    Checkpoints are named and rotated here (`checkpoint_<step>`), not by accelerate's automatic naming.
     """
     accelerator = Accelerator(
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
         if find_unused_parameters
         else None,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        project_config=ProjectConfiguration(
-            project_dir=args.output_dir, automatic_checkpoint_naming=True, total_limit=args.checkpoints_total_limit
-        ),
+        project_config=ProjectConfiguration(project_dir=args.output_dir, automatic_checkpoint_naming=False),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
         log_with=args.report_to if args.with_tracking else None,
     )
     check_world_size(accelerator)
+    prepare_output_dir(args, accelerator)
     return accelerator
 
 
@@ -195,6 +220,92 @@ def global_batch_size(accelerator: Accelerator, args: TrainingArguments) -> int:
     return args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
 
 
+# ------------------------------------------------------------------------------------------ paths and output_dir
+def check_model_name_or_path(value: str | None) -> None:
+    """Fail at argument-parse time when `--model_name_or_path` is meant as a local folder that does not exist.
+
+    A value is local when it is absolute, starts with `./`, `../` or `~`, has more than one `/`, or its first folder
+    exists here (`outputs/ufet` with an `outputs/` folder); anything else (`bert-base-cased`, `org/name`) is a Hub id.
+    """
+    if value is None or Path(value).expanduser().exists():
+        return
+    first = value.split("/")[0]
+    if Path(value).expanduser().is_absolute():
+        reason = "an absolute path"
+    elif value.startswith(("./", "../", "~")):
+        reason = f"it starts with {value.split('/')[0]}/"
+    elif value.count("/") > 1:
+        reason = "a Hub id has at most one '/'"
+    elif "/" in value and Path(first).is_dir():
+        reason = f"the folder {first!r} exists here"
+    else:
+        return
+    raise FileNotFoundError(
+        f"--model_name_or_path {value} does not exist (read as a local path: {reason}). Pass an existing model "
+        "folder, or a Hub model id such as bert-base-cased."
+    )
+
+
+def prepare_output_dir(args: TrainingArguments, accelerator: Accelerator) -> None:
+    """Check `output_dir` before any data is loaded: it must be a writable folder, and one holding an earlier run is
+    only used to resume it (`--resume_from_checkpoint`) or to replace it (`--overwrite_output_dir`).
+
+    A `'latest'` resume is resolved here to the newest complete checkpoint, so a damaged one fails now, not after
+    the data and the model are loaded.
+    """
+    output_dir = Path(args.output_dir)
+    _check_writable(output_dir, accelerator.process_index)
+    if args.resume_from_checkpoint:
+        checkpoint = _resolve_checkpoint(args, accelerator)
+        _drop_newer_checkpoints(checkpoint, args, accelerator)
+        args.resume_from_checkpoint = str(checkpoint)
+        return
+    held = _describe_run(output_dir)
+    if held and not args.overwrite_output_dir:
+        raise FileExistsError(
+            f"--output_dir {output_dir} already holds a run: {held}. To continue that run from its newest checkpoint "
+            "pass --resume_from_checkpoint latest; to replace it pass --overwrite_output_dir; or choose another "
+            "--output_dir."
+        )
+    if held:
+        logger.warning(f"--overwrite_output_dir: replacing the run in {output_dir} ({held}).")
+        if accelerator.is_main_process:
+            shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+            (output_dir / "all_results.json").unlink(missing_ok=True)
+        accelerator.wait_for_everyone()
+
+
+def _check_writable(output_dir: Path, process_index: int) -> None:
+    """Create `output_dir` and write (then delete) a probe file in it; fail with the reason and the fix if not."""
+    for folder in (output_dir, *output_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            what = "is a file" if folder == output_dir else f"cannot be created: {folder} is a file"
+            raise NotADirectoryError(f"--output_dir {output_dir} {what}. Choose a folder path for --output_dir.")
+    probe = output_dir / f"{PROBE_PREFIX}{os.getpid()}-{process_index}"
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise type(error)(
+            f"--output_dir {output_dir} is not writable ({error.strerror or error}). Choose a folder you can write to."
+        ) from error
+
+
+def _describe_run(output_dir: Path) -> str:
+    """What an earlier run left in `output_dir` (model, results, checkpoints, other entries); '' when empty."""
+    entries = sorted(path.name for path in output_dir.iterdir() if not path.name.startswith(PROBE_PREFIX))
+    known = [name for name in ("model.safetensors", "config.json", "all_results.json") if name in entries]
+    parts = [f"a saved model and results ({', '.join(known)})"] if known else []
+    if "checkpoints" in entries:
+        checkpoints = sorted(path.name for path in (output_dir / "checkpoints").iterdir())
+        parts.append(f"checkpoints ({', '.join(checkpoints) or 'an empty checkpoints/ folder'})")
+    others = [name for name in entries if name not in known and name != "checkpoints"]
+    if others:
+        parts.append(f"{len(others)} other entries ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''})")
+    return "; ".join(parts)
+
+
 # ------------------------------------------------------------------------------------------------- featurisation
 def featurize_mentions(
     batch: dict[str, list],
@@ -256,13 +367,22 @@ def featurize_split(
     return features
 
 
+def step_seed(seed: int, *position: int) -> int:
+    """A seed for one batch's random draws from the run's seed and the batch's position (or rows): the same in an
+    uninterrupted and a resumed run, whatever else drew random numbers in between."""
+    digest = hashlib.blake2b(repr((seed, *position)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % 2**31
+
+
 @dataclass
 class DataCollatorForEntityTyping:
     """Pads featurised mentions into model inputs; builds multi-hot `labels` and, optionally, `label_weights`.
 
     With `original_label_weight` set (weak UFET training), original labels weigh that much, extra (prompt) labels
     not already positive weigh `extra_label_weight`, negatives 1. NWP inputs, when featurised, are built for one
-    side per mention chosen at random (the reference pools both sides and keeps one batch worth).
+    side per mention chosen at random (the reference pools both sides and keeps one batch worth), drawn from `seed`
+    and the batch's row indices: the data loader collates a batch ahead of training, so the global random state at
+    that moment differs between an uninterrupted and a resumed run, while the batch itself does not.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -270,6 +390,7 @@ class DataCollatorForEntityTyping:
     pad_to_multiple_of: int | None = None
     original_label_weight: float | None = None
     extra_label_weight: float = 1.0
+    seed: int = 0
 
     def _pad(self, sequences: list[list[int]]) -> dict[str, torch.Tensor]:
         return self.tokenizer.pad(
@@ -298,7 +419,9 @@ class DataCollatorForEntityTyping:
         if weights is not None:
             batch["label_weights"] = weights
         if "left_input_ids" in features[0]:
-            sides = ["left" if pick else "right" for pick in torch.randint(0, 2, (len(features),)).tolist()]
+            generator = torch.Generator().manual_seed(step_seed(self.seed, *(f["index"] for f in features)))
+            picks = torch.randint(0, 2, (len(features),), generator=generator).tolist()
+            sides = ["left" if pick else "right" for pick in picks]
             nwp = self._pad([feature[f"{side}_input_ids"] for feature, side in zip(features, sides)])
             batch["nwp_input_ids"] = nwp["input_ids"]
             batch["nwp_attention_mask"] = nwp["attention_mask"]
@@ -409,7 +532,7 @@ def gather_predictions(rows: list[tuple[int, Any]], accelerator: Accelerator) ->
     return [unique[index] for index in sorted(unique)]
 
 
-# ------------------------------------------------------------------------------------------------ training loop
+# ----------------------------------------------------------------------------------------------- training state
 @dataclass
 class TrainingState:
     """Where a run is; saved as JSON next to each accelerate checkpoint so a resumed run continues exactly."""
@@ -431,43 +554,222 @@ class TrainingState:
         return self.train_examples * num_processes / self.train_seconds if self.train_seconds else 0.0
 
 
-def _selection_key(metrics: dict, keys: Sequence[str]) -> list[float]:
-    return [float(metrics[key]) for key in keys]
+# --------------------------------------------------------------------------------------------------- checkpoints
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be resumed: a file is missing or damaged."""
 
 
-def _latest_checkpoint(output_dir: str) -> str:
-    folder = Path(output_dir) / "checkpoints"
-    candidates = sorted(folder.glob("checkpoint_*"), key=lambda path: int(path.name.split("_")[-1]))
-    if not candidates:
-        raise FileNotFoundError(f"--resume_from_checkpoint latest: no checkpoint_* folder under {folder}.")
-    return str(candidates[-1])
+def _checkpoints(folder: Path) -> list[Path]:
+    """`checkpoint_<step>` folders under `folder`, oldest first (complete or not: see `checkpoint_problem`)."""
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if path.is_dir() and CHECKPOINT_PATTERN.fullmatch(path.name)]
+    return sorted(found, key=lambda path: int(CHECKPOINT_PATTERN.fullmatch(path.name).group(1)))
 
 
-def _resume(accelerator: Accelerator, checkpoint: str, output_dir: str):
-    path = _latest_checkpoint(output_dir) if checkpoint == "latest" else checkpoint
-    state_file = Path(path) / STATE_FILE
-    if not state_file.is_file():
-        raise FileNotFoundError(f"{path} is not a checkpoint of this script: it has no {STATE_FILE}.")
-    accelerator.load_state(path)
-    # load_state from an explicit folder does not advance automatic naming; the next save must not overwrite it.
-    match = re.search(r"checkpoint_(\d+)$", str(Path(path)))
-    if match:
-        accelerator.project_configuration.iteration = int(match.group(1)) + 1
-    state = TrainingState(**json.loads(state_file.read_text()))
-    best_file = Path(path) / BEST_WEIGHTS_FILE
+def _file_problem(path: Path) -> str | None:
+    """Why `path` cannot be loaded (missing, empty, unreadable), read only as far as needed to tell; None if fine."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    if path.stat().st_size == 0:
+        return f"{path.name} is empty"
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(path, "pt") as handle:
+                handle.keys()
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif not zipfile.is_zipfile(path):  # torch.save's format: a truncated file loses its zip directory
+            return f"{path.name} is damaged (not a complete torch file)"
+    except Exception as error:  # any reason a library would refuse it
+        return f"{path.name} is damaged ({type(error).__name__}: {error})"
+    return None
+
+
+def checkpoint_problem(path: Path, accelerator: Accelerator, scheduler: bool | None = None) -> str | None:
+    """The first reason the checkpoint folder `path` cannot be resumed, or None when it is complete.
+
+    Checks every file `Accelerator.load_state` and the training loop read, before either reads them: weights,
+    optimizer, scheduler (`scheduler`: required; None: checked when present), each process's random states, the
+    training state and the best-so-far weights. Sharded FSDP / DeepSpeed weights are left to their loaders.
+    """
+    if not path.is_dir():
+        return "the folder does not exist"
+    names = [STATE_FILE, *(f"random_states_{index}.pkl" for index in range(accelerator.num_processes))]
+    if accelerator.distributed_type not in (
+        DistributedType.FSDP,
+        DistributedType.DEEPSPEED,
+        DistributedType.MEGATRON_LM,
+    ):
+        weights = "pytorch_model.bin" if (path / "pytorch_model.bin").is_file() else "model.safetensors"
+        names += [weights, "optimizer.bin"]
+    if scheduler or (scheduler is None and (path / "scheduler.bin").exists()):
+        names.append("scheduler.bin")
+    for name in names:
+        problem = _file_problem(path / name)
+        if problem:
+            return problem
+    best_step = json.loads((path / STATE_FILE).read_text()).get("best_step", -1)
+    if best_step >= 0 or (path / BEST_WEIGHTS_FILE).exists():
+        return _file_problem(path / BEST_WEIGHTS_FILE)
+    return None
+
+
+def _resolve_checkpoint(args: TrainingArguments, accelerator: Accelerator, scheduler: bool | None = None) -> Path:
+    """The checkpoint `--resume_from_checkpoint` names: a complete folder, or the newest complete one for 'latest'.
+
+    'latest' skips (and warns about) unfinished and damaged folders; a named folder that is not complete fails with
+    the reason and the other complete checkpoints beside it, newest first, to resume from instead.
+    """
+    if args.resume_from_checkpoint != "latest":
+        path = Path(args.resume_from_checkpoint)
+        if not path.is_dir():
+            raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such checkpoint folder.")
+        problem = checkpoint_problem(path, accelerator, scheduler)
+        if problem is None:
+            return path
+        if problem.startswith(STATE_FILE):
+            problem += " (is it a checkpoint of these scripts?)"
+        others = [
+            str(other)
+            for other in reversed(_checkpoints(path.parent))
+            if other != path and checkpoint_problem(other, accelerator, scheduler) is None
+        ]
+        fix = (
+            f"Resume from another complete checkpoint instead: --resume_from_checkpoint {others[0]}"
+            + (f" (others: {', '.join(others[1:])})" if others[1:] else "")
+            if others
+            else f"{path.parent} holds no other complete checkpoint: start again with --overwrite_output_dir"
+        )
+        raise CheckpointError(f"Cannot resume from checkpoint {path}: {problem}. {fix}.")
+    folder = Path(args.output_dir) / "checkpoints"
+    skipped = []
+    if folder.is_dir():
+        for unfinished in sorted(folder.glob(f"{UNFINISHED_PREFIX}*")):
+            skipped.append(f"{unfinished.name}: unfinished (a save that was interrupted)")
+    for path in reversed(_checkpoints(folder)):
+        problem = checkpoint_problem(path, accelerator, scheduler)
+        if problem is None:
+            for reason in skipped:
+                logger.warning(f"--resume_from_checkpoint latest: skipped {folder}/{reason}.")
+            logger.info(f"--resume_from_checkpoint latest: {path}")
+            return path
+        skipped.append(f"{path.name}: {problem}")
+    raise FileNotFoundError(
+        f"--resume_from_checkpoint latest: no complete checkpoint under {folder}"
+        + (f" (skipped {'; '.join(skipped)})" if skipped else "")
+        + ". Start the run again with --overwrite_output_dir, or in a new --output_dir."
+    )
+
+
+def _drop_newer_checkpoints(checkpoint: Path, args: TrainingArguments, accelerator: Accelerator) -> None:
+    """Resuming replays the steps after `checkpoint`: complete checkpoints of later steps in `output_dir` would be
+    overwritten one by one and could be resumed by mistake meanwhile, so they need `--overwrite_output_dir`."""
+    step = json.loads((checkpoint / STATE_FILE).read_text())["step"]
+    newer = [
+        path
+        for path in _checkpoints(Path(args.output_dir) / "checkpoints")
+        if int(CHECKPOINT_PATTERN.fullmatch(path.name).group(1)) > step and path.resolve() != checkpoint.resolve()
+    ]
+    if not args.overwrite_output_dir:
+        newer = [path for path in newer if checkpoint_problem(path, accelerator) is None]
+        if newer:
+            raise FileExistsError(
+                f"{', '.join(path.name for path in newer)} in {newer[0].parent} saved later steps than {checkpoint} "
+                f"(step {step}); resuming from it would replace them. Resume with --resume_from_checkpoint latest, "
+                "or pass --overwrite_output_dir to discard them."
+            )
+        return
+    if newer:
+        logger.warning(f"--overwrite_output_dir: deleting {', '.join(map(str, newer))}, saved after step {step}.")
+    if accelerator.is_main_process:
+        for path in newer:
+            shutil.rmtree(path)
+    accelerator.wait_for_everyone()
+
+
+def _resume(accelerator: Accelerator, args: TrainingArguments, scheduler: bool):
+    """Load the checkpoint of `--resume_from_checkpoint` after checking every file; its state and best weights."""
+    path = _resolve_checkpoint(args, accelerator, scheduler)
+    accelerator.load_state(str(path))
+    state = TrainingState(**json.loads((path / STATE_FILE).read_text()))
+    best_file = path / BEST_WEIGHTS_FILE
     best_weights = load_file(best_file) if best_file.is_file() else None
     logger.info(f"Resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch}).")
-    return state, best_weights
+    return state, best_weights, path
 
 
-def _save_checkpoint(accelerator: Accelerator, state: TrainingState, best_weights: dict | None) -> str:
-    path = accelerator.save_state()
+def _save_checkpoint(
+    accelerator: Accelerator,
+    state: TrainingState,
+    best_weights: dict | None,
+    args: TrainingArguments,
+    keep: Path | None,
+    scheduler: bool,
+) -> Path:
+    """Save `checkpoints/checkpoint_<step>` atomically: written under an unfinished name, synced, then renamed.
+
+    A kill at any moment leaves either the complete folder or an `unfinished-` one that resuming skips. Then the
+    oldest complete checkpoints beyond `--checkpoints_total_limit` are deleted, never `keep` (resumed from).
+    """
+    folder = Path(args.output_dir) / "checkpoints"
+    final = folder / f"checkpoint_{state.step}"
+    partial = folder / f"{UNFINISHED_PREFIX}{final.name}"
     if accelerator.is_main_process:
-        Path(path, STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
-        if best_weights is not None:
-            save_file(best_weights, str(Path(path, BEST_WEIGHTS_FILE)))
+        for stale in folder.glob(f"{UNFINISHED_PREFIX}*"):
+            logger.warning(f"Deleting {stale}: a checkpoint save that was interrupted.")
+            shutil.rmtree(stale)
     accelerator.wait_for_everyone()
-    return path
+    accelerator.save_state(output_dir=str(partial))
+    if accelerator.is_main_process:
+        if best_weights is not None:
+            save_file(best_weights, str(partial / BEST_WEIGHTS_FILE))
+        (partial / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _sync_folder(partial)
+        if final.exists():
+            logger.warning(f"Replacing {final} (an incomplete or abandoned checkpoint of step {state.step}).")
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        _sync_folder(folder, files=False)
+        _rotate_checkpoints(folder, args.checkpoints_total_limit, [final, keep], accelerator, scheduler)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _sync_folder(folder: Path, files: bool = True) -> None:
+    """fsync the files of `folder` and the folder itself, so a rename after it cannot name unwritten data."""
+    paths = [path for path in folder.iterdir() if path.is_file()] if files else []
+    for path in [*paths, folder]:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _rotate_checkpoints(
+    folder: Path, limit: int | None, keep: list[Path | None], accelerator: Accelerator, scheduler: bool
+) -> None:
+    """Delete the oldest complete checkpoints beyond `limit`, except those in `keep`; damaged ones are left alone."""
+    if limit is None:
+        return
+    kept = {path.resolve() for path in keep if path is not None}
+    complete = [path for path in _checkpoints(folder) if checkpoint_problem(path, accelerator, scheduler) is None]
+    excess = len(complete) - limit
+    for path in complete:
+        if excess <= 0:
+            break
+        if path.resolve() in kept:
+            continue
+        shutil.rmtree(path)
+        excess -= 1
+
+
+# ------------------------------------------------------------------------------------------------ training loop
+def _selection_key(metrics: dict, keys: Sequence[str]) -> list[float]:
+    return [float(metrics[key]) for key in keys]
 
 
 def train_with_selection(
@@ -487,10 +789,14 @@ def train_with_selection(
     strict accuracy) are loaded into the model at the end. Stops early once `step >= min_steps` and the dev score
     has not improved for more than `patience` steps. `prepare_batch(batch, step)` may add or drop inputs (MLM
     corruption, NWP every n steps). Every process evaluates the same gathered predictions, so all stop together.
+
+    Each batch's random draws (dropout, MLM corruption) come from a seed of its own (`step_seed`: run seed, epoch,
+    batch, process), so evaluation, checkpointing and the data loader's prefetch cannot shift them, and a run
+    resumed from any checkpoint is bit-identical to one that was never interrupted.
     """
-    state, best_weights = TrainingState(), None
+    state, best_weights, resumed_from = TrainingState(), None, None
     if args.resume_from_checkpoint:
-        state, best_weights = _resume(accelerator, args.resume_from_checkpoint, args.output_dir)
+        state, best_weights, resumed_from = _resume(accelerator, args, scheduler=lr_scheduler is not None)
     progress = tqdm(
         total=args.max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process
     )
@@ -531,6 +837,7 @@ def train_with_selection(
         for batch in batches:
             batch.pop("index", None)
             state.train_examples += len(batch["input_ids"])
+            set_seed(step_seed(args.seed, state.epoch, state.batches_in_epoch), device_specific=True)
             with accelerator.accumulate(model):
                 if prepare_batch is not None:
                     batch = prepare_batch(batch, state.step)
@@ -562,7 +869,7 @@ def train_with_selection(
                     state.stopped_early = True
                     logger.info(f"Early stop at step {state.step}: no dev improvement for {stale} steps.")
             if args.checkpointing_steps and state.step % args.checkpointing_steps == 0:
-                _save_checkpoint(accelerator, state, best_weights)
+                _save_checkpoint(accelerator, state, best_weights, args, resumed_from, lr_scheduler is not None)
             if state.stopped_early or state.step >= args.max_steps:
                 done = True
                 break
@@ -619,9 +926,12 @@ __all__ = [
     "DataCollatorForEntityTyping",
     "TrainingArguments",
     "TrainingState",
+    "CheckpointError",
     "build_optimizer",
     "build_scheduler",
+    "check_model_name_or_path",
     "check_world_size",
+    "checkpoint_problem",
     "create_accelerator",
     "default_encoder",
     "configure_logging",
@@ -634,6 +944,8 @@ __all__ = [
     "launch_command_num_processes",
     "predict_labels",
     "predict_probabilities",
+    "prepare_output_dir",
     "save_final",
+    "step_seed",
     "train_with_selection",
 ]

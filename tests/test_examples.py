@@ -144,17 +144,19 @@ def test_resumed_run_equals_uninterrupted(tiny_checkpoint, fet_files, tmp_path):
     finetune_fet.main(
         fet_args(tiny_checkpoint, fet_files, interrupted, "--max_steps", "6", "--checkpointing_steps", "3")
     )
-    assert sorted(path.name for path in (interrupted / "checkpoints").iterdir()) == ["checkpoint_0", "checkpoint_1"]
+    assert sorted(path.name for path in (interrupted / "checkpoints").iterdir()) == ["checkpoint_3", "checkpoint_6"]
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    # Resume from the step-3 checkpoint (mid-epoch: 4 batches per epoch) and run to the end.
+    # Resume from the step-3 checkpoint (mid-epoch: 4 batches per epoch) and run to the end; the step-6 checkpoint
+    # of the first run is then a later step than the resumed one, which only --overwrite_output_dir may discard.
     resumed = finetune_fet.main(
         fet_args(
             tiny_checkpoint,
             fet_files,
             interrupted,
             "--resume_from_checkpoint",
-            str(interrupted / "checkpoints" / "checkpoint_0"),
+            str(interrupted / "checkpoints" / "checkpoint_3"),
+            "--overwrite_output_dir",
         )  # fmt: skip
     )
     assert resumed["history"] == straight["history"]
@@ -162,7 +164,7 @@ def test_resumed_run_equals_uninterrupted(tiny_checkpoint, fet_files, tmp_path):
     straight_weights = load_file(tmp_path / "straight" / "model.safetensors")
     resumed_weights = load_file(interrupted / "model.safetensors")
     for name, tensor in straight_weights.items():
-        torch.testing.assert_close(resumed_weights[name], tensor, msg=name)
+        torch.testing.assert_close(resumed_weights[name], tensor, rtol=0, atol=0, msg=name)  # bit-identical
 
 
 def test_two_processes_equal_one_with_the_same_global_batch(tiny_checkpoint, fet_files, tmp_path):

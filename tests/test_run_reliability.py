@@ -1,0 +1,400 @@
+"""Training runs that survive kills, bad folders and damaged checkpoints (issue #12, items 1-4 and 11).
+
+A kill is simulated in-process by raising from the model's forward (or from inside a checkpoint save): what it
+leaves on disk is what `kill -9` at that moment leaves, since nothing runs after it. One slow test kills for real.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+from test_examples import EXAMPLES, fet_args, fresh_accelerate_state, load_script  # noqa: F401 (autouse fixture)
+from tiny import FET_ROWS, make_tiny_model, write_mentions
+
+from modeling_entity_typing import BertForPhraseTypeTyping
+
+
+finetune_fet = load_script("finetune_fet")
+pretrain_ufet = load_script("pretrain_ufet")
+pretrain_contrastive = load_script("pretrain_contrastive")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Killed(BaseException):
+    """Stands for `kill -9`: a BaseException, so no `except Exception` in the code under test can swallow it."""
+
+
+def reset_accelerate() -> None:
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(scope="module")
+def dropout_checkpoint(tmp_path_factory, tiny_tokenizer):
+    """A tiny FiveFine model WITH dropout (BERT's 0.1): resumed runs only match if every random draw is replayed."""
+    path = tmp_path_factory.mktemp("tiny-dropout")
+    model = make_tiny_model(tiny_tokenizer)
+    assert model.config.hidden_dropout_prob > 0 and model.config.attention_probs_dropout_prob > 0
+    model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fet")
+    return {
+        split: write_mentions(folder / f"{split}.jsonl", rows)
+        for split, rows in (("train", FET_ROWS), ("dev", FET_ROWS[::2]), ("test", FET_ROWS[1::2]))
+    }
+
+
+def kill_at_training_forward(monkeypatch, number: int) -> None:
+    """Die at the `number`-th training forward pass (1-based), i.e. while optimizer step `number` is running."""
+    original = BertForPhraseTypeTyping.forward
+    calls = {"training": 0}
+
+    def forward(self, *args, **kwargs):
+        if self.training:
+            calls["training"] += 1
+            if calls["training"] == number:
+                raise Killed(f"killed during step {number}")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertForPhraseTypeTyping, "forward", forward)
+
+
+def checkpoint_names(output_dir: Path) -> list[str]:
+    return sorted(path.name for path in (output_dir / "checkpoints").iterdir())
+
+
+def assert_same_weights(left: Path, right: Path) -> None:
+    ours, theirs = load_file(left / "model.safetensors"), load_file(right / "model.safetensors")
+    assert set(ours) == set(theirs)
+    different = [name for name in ours if not torch.equal(ours[name], theirs[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.fixture(scope="module")
+def straight_run(dropout_checkpoint, files, tmp_path_factory):
+    """8 uninterrupted steps (4 batches per epoch), the reference every interrupted-and-resumed run must equal."""
+    reset_accelerate()
+    output_dir = tmp_path_factory.mktemp("straight")
+    summary = finetune_fet.main(fet_args(dropout_checkpoint, files, output_dir))
+    reset_accelerate()
+    return output_dir, summary
+
+
+# ------------------------------------------------------------------------------------------- item 4: exact resume
+def test_resume_after_a_kill_is_bit_identical(dropout_checkpoint, files, straight_run, tmp_path, monkeypatch):
+    """Killed during step 5, past the step-3 checkpoint (mid-epoch), resumed with `latest`: bit-identical."""
+    straight_dir, straight = straight_run
+    run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "3")
+    with monkeypatch.context() as patch:
+        kill_at_training_forward(patch, 5)
+        with pytest.raises(Killed):
+            finetune_fet.main(run)
+    reset_accelerate()
+    resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+    assert resumed["history"] == straight["history"]
+    assert resumed["best_step"] == straight["best_step"]
+    assert resumed["test_macro_f1"] == straight["test_macro_f1"]
+    assert_same_weights(tmp_path, straight_dir)
+
+
+def test_pretrain_ufet_resume_is_bit_identical(dropout_checkpoint, tmp_path, monkeypatch):
+    """MLM corruption and the NWP side of each mention are random too, and collated one batch ahead of training."""
+    rows = [(text, mention, [label.split("/")[-1] for label in labels]) for text, mention, labels in FET_ROWS]
+    train = write_mentions(tmp_path / "train.jsonl", rows)
+    types = tmp_path / "types.txt"
+    types.write_text("person\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\n")
+
+    def args(output_dir: Path, *extra: str) -> list[str]:
+        return [
+            "--model_name_or_path", dropout_checkpoint, "--train_file", train, "--validation_file", train,
+            "--types_file", str(types), "--output_dir", str(output_dir), "--per_device_train_batch_size", "4",
+            "--max_steps", "6", "--eval_steps", "2", "--nwp_interval", "2", "--learning_rate", "1e-3", *extra,
+        ]  # fmt: skip
+
+    straight = pretrain_ufet.main(args(tmp_path / "straight"))
+    reset_accelerate()
+    run = args(tmp_path / "run", "--checkpointing_steps", "3")
+    with monkeypatch.context() as patch:
+        kill_at_training_forward(patch, 5)
+        with pytest.raises(Killed):
+            pretrain_ufet.main(run)
+    reset_accelerate()
+    resumed = pretrain_ufet.main([*run, "--resume_from_checkpoint", "latest"])
+    assert resumed["history"] == straight["history"]
+    assert_same_weights(tmp_path / "run", tmp_path / "straight")
+
+
+@pytest.fixture(scope="module")
+def checkpointed_run(dropout_checkpoint, files, tmp_path_factory):
+    """A run killed during step 6 that left complete checkpoints after steps 2 and 4."""
+    output_dir = tmp_path_factory.mktemp("checkpointed")
+    run = fet_args(dropout_checkpoint, files, output_dir, "--checkpointing_steps", "2")
+    reset_accelerate()
+    with pytest.MonkeyPatch.context() as patch:
+        kill_at_training_forward(patch, 6)
+        with pytest.raises(Killed):
+            finetune_fet.main(run)
+    reset_accelerate()
+    return output_dir, run
+
+
+def copy_run(checkpointed_run, tmp_path) -> tuple[Path, list[str], list[Path]]:
+    """A private copy of the killed run: its folder, its arguments there, and its checkpoints, oldest first."""
+    source, run = checkpointed_run
+    target = tmp_path / "run"
+    shutil.copytree(source, target)
+    run = [str(target) if argument == str(source) else argument for argument in run]
+    checkpoints = sorted((target / "checkpoints").iterdir(), key=lambda path: int(path.name.split("_")[-1]))
+    assert len(checkpoints) == 2, checkpoints
+    return target, run, checkpoints
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+DAMAGES = {
+    "missing random states": ("random_states_0.pkl", lambda path: path.unlink()),
+    "missing model": ("model.safetensors", lambda path: path.unlink()),
+    "truncated model": ("model.safetensors", _truncate),
+    "garbage model header": ("model.safetensors", lambda path: path.write_bytes(b"\xff" * 64)),
+    "truncated optimizer": ("optimizer.bin", _truncate),
+    "broken training state": ("training_state.json", lambda path: path.write_text('{"step": 4,')),
+    "empty scheduler": ("scheduler.bin", lambda path: path.write_bytes(b"")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_damaged_checkpoint_fails_with_one_clear_error(checkpointed_run, tmp_path, damage):
+    output_dir, run, (earlier, newest) = copy_run(checkpointed_run, tmp_path)
+    name, spoil = DAMAGES[damage]
+    spoil(newest / name)
+    with pytest.raises(ValueError) as error:
+        finetune_fet.main([*run, "--resume_from_checkpoint", str(newest)])
+    message = str(error.value)
+    assert str(newest) in message and name in message, message
+    assert f"--resume_from_checkpoint {earlier}" in message, message  # the fix: the intact earlier checkpoint
+
+
+def test_latest_skips_damaged_and_unfinished_checkpoints(checkpointed_run, straight_run, tmp_path, caplog):
+    straight_dir, straight = straight_run
+    output_dir, run, (earlier, newest) = copy_run(checkpointed_run, tmp_path)
+    (newest / "random_states_0.pkl").unlink()
+    (output_dir / "checkpoints" / "checkpoint_9").mkdir()  # the empty folder a kill left before atomic saves
+    with caplog.at_level("WARNING"):
+        resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+    warnings = caplog.text
+    assert "checkpoint_9" in warnings and str(newest.name) in warnings and "random_states_0.pkl" in warnings
+    assert resumed["history"] == straight["history"]  # resumed from the intact step-2 checkpoint, exactly
+    assert_same_weights(output_dir, straight_dir)
+
+
+def test_latest_without_a_complete_checkpoint_says_so(checkpointed_run, tmp_path):
+    output_dir, run, checkpoints = copy_run(checkpointed_run, tmp_path)
+    for checkpoint in checkpoints:
+        (checkpoint / "optimizer.bin").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no complete checkpoint.*--overwrite_output_dir"):
+        finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+
+
+# ----------------------------------------------------------------------------- item 1: a kill during a save
+def test_kill_during_a_checkpoint_save_leaves_the_earlier_one_to_resume(
+    dropout_checkpoint, files, straight_run, tmp_path, monkeypatch, caplog
+):
+    """The issue's run (8 steps, eval and checkpoint every 2) killed while writing its second checkpoint."""
+    straight_dir, straight = straight_run
+    run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2")
+    original = Accelerator.save_state
+    saves = []
+
+    def save_state_killed_halfway(self, *args, **kwargs):
+        location = original(self, *args, **kwargs)
+        saves.append(location)
+        if len(saves) == 2:  # the weights are half written when the kill lands
+            _truncate(Path(location) / "model.safetensors")
+            raise Killed("killed while saving")
+        return location
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Accelerator, "save_state", save_state_killed_halfway)
+        with pytest.raises(Killed):
+            finetune_fet.main(run)
+    complete = [name for name in checkpoint_names(tmp_path) if name.startswith("checkpoint_")]
+    assert complete == ["checkpoint_2"], checkpoint_names(tmp_path)  # the half-written one never got its name
+    reset_accelerate()
+    with caplog.at_level("WARNING"):
+        resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+    assert "unfinished" in caplog.text  # the leftover of the killed save is reported, not silently used
+    assert resumed["history"] == straight["history"] and resumed["steps"] == 8
+    assert_same_weights(tmp_path, straight_dir)
+    assert (tmp_path / "all_results.json").is_file()
+    assert checkpoint_names(tmp_path) == ["checkpoint_2", "checkpoint_8"]  # limit 2: the resumed one is kept
+
+
+def test_rotation_never_deletes_the_checkpoint_being_resumed(dropout_checkpoint, files, tmp_path, monkeypatch):
+    run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2", "--checkpoints_total_limit", "1")
+    with monkeypatch.context() as patch:
+        kill_at_training_forward(patch, 3)
+        with pytest.raises(Killed):
+            finetune_fet.main(run)
+    assert checkpoint_names(tmp_path) == ["checkpoint_2"]
+    reset_accelerate()
+    finetune_fet.main([*run, "--resume_from_checkpoint", str(tmp_path / "checkpoints" / "checkpoint_2")])
+    assert checkpoint_names(tmp_path) == ["checkpoint_2", "checkpoint_8"]
+
+
+def test_resuming_before_newer_checkpoints_needs_overwrite(checkpointed_run, straight_run, tmp_path):
+    """Resuming from step 2 while step 4 exists would replay over it: say so; --overwrite_output_dir discards it."""
+    straight_dir, straight = straight_run
+    output_dir, run, (earlier, newest) = copy_run(checkpointed_run, tmp_path)
+    with pytest.raises(FileExistsError, match=r"checkpoint_4.*--overwrite_output_dir"):
+        finetune_fet.main([*run, "--resume_from_checkpoint", str(earlier)])
+    assert newest.is_dir()
+    reset_accelerate()
+    resumed = finetune_fet.main([*run, "--resume_from_checkpoint", str(earlier), "--overwrite_output_dir"])
+    assert resumed["history"] == straight["history"]
+    assert_same_weights(output_dir, straight_dir)
+
+
+# ------------------------------------------------------------------------------- item 2: re-using output_dir
+def _no_data_loading(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("data was loaded before the output folder was checked")
+
+    monkeypatch.setattr(finetune_fet, "load_split", refuse)
+
+
+def test_new_run_refuses_a_folder_with_another_runs_checkpoints(checkpointed_run, tmp_path, monkeypatch):
+    output_dir, run, checkpoints = copy_run(checkpointed_run, tmp_path)
+    before = {path: path.stat().st_mtime_ns for path in output_dir.rglob("*")}
+    _no_data_loading(monkeypatch)
+    with pytest.raises(FileExistsError) as error:
+        finetune_fet.main(run)
+    message = str(error.value)
+    for expected in (str(output_dir), "checkpoint_2", "checkpoint_4", "--overwrite_output_dir",
+                     "--resume_from_checkpoint latest"):  # fmt: skip
+        assert expected in message, message
+    assert {path: path.stat().st_mtime_ns for path in output_dir.rglob("*")} == before  # nothing touched
+
+
+def test_rerun_into_a_finished_folder_keeps_its_results(
+    straight_run, dropout_checkpoint, files, tmp_path, monkeypatch
+):
+    straight_dir, _ = straight_run
+    shutil.copytree(straight_dir, tmp_path / "done")
+    weights, results = (tmp_path / "done" / name for name in ("model.safetensors", "all_results.json"))
+    saved = weights.read_bytes(), results.read_bytes()
+    _no_data_loading(monkeypatch)
+    with pytest.raises(FileExistsError, match=r"model\.safetensors.*all_results\.json"):
+        finetune_fet.main(fet_args(dropout_checkpoint, files, tmp_path / "done", "--learning_rate", "1e-2"))
+    assert (weights.read_bytes(), results.read_bytes()) == saved
+
+
+def test_overwrite_output_dir_replaces_the_previous_run(checkpointed_run, straight_run, tmp_path):
+    straight_dir, straight = straight_run
+    output_dir, run, checkpoints = copy_run(checkpointed_run, tmp_path)
+    summary = finetune_fet.main([*run[: run.index("--checkpointing_steps")], "--overwrite_output_dir"])
+    assert not (output_dir / "checkpoints").exists()  # the old run's checkpoints can no longer be taken for ours
+    assert summary["history"] == straight["history"]
+    assert_same_weights(output_dir, straight_dir)
+
+
+def test_make_demo_can_run_twice():
+    """`make demo` writes to outputs/demo every time: the second run must replace the first, not be refused."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "examples/finetune_fet.py --output_dir outputs/demo" in recipe and "--overwrite_output_dir" in recipe
+
+
+# ----------------------------------------------------------------------------- item 3: an unusable output_dir
+def test_output_dir_under_a_file_fails_before_training(dropout_checkpoint, files, tmp_path, monkeypatch):
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder")
+    _no_data_loading(monkeypatch)
+    with pytest.raises(NotADirectoryError, match=r"--output_dir .*results\.txt.* is a file"):
+        finetune_fet.main(fet_args(dropout_checkpoint, files, blocker / "run"))
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_dir_fails_before_training(dropout_checkpoint, files, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    _no_data_loading(monkeypatch)
+    with pytest.raises(PermissionError, match=r"--output_dir .*locked.* not writable"):
+        finetune_fet.main(fet_args(dropout_checkpoint, files, locked / "run"))
+
+
+# ------------------------------------------------------------------------ item 11: --model_name_or_path paths
+@pytest.mark.parametrize("script", ["finetune_fet", "pretrain_ufet", "pretrain_contrastive"])
+@pytest.mark.parametrize("value", ["/nope/model", "./nope", "../nope/model", "{tmp}/missing", "{tmp}/a/b/c"])
+def test_missing_local_model_path_fails_at_parse_time(script, value, files, tmp_path):
+    value = value.format(tmp=tmp_path)
+    module = {"finetune_fet": finetune_fet, "pretrain_ufet": pretrain_ufet,
+              "pretrain_contrastive": pretrain_contrastive}[script]  # fmt: skip
+    types = tmp_path / "types.txt"
+    types.write_text("person\n")
+    required = {
+        "finetune_fet": [],
+        "pretrain_ufet": ["--train_file", files["train"], "--validation_file", files["dev"], "--types_file",
+                          str(types)],
+        "pretrain_contrastive": ["--train_file", files["train"]],
+    }[script]  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"--model_name_or_path .*does not exist"):
+        module.parse_args([*required, "--model_name_or_path", value, "--output_dir", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize("value", ["bert-base-cased", "google-bert/bert-base-cased"])
+def test_hub_model_names_are_still_accepted(value, tmp_path):
+    args, _ = finetune_fet.parse_args(["--model_name_or_path", value, "--output_dir", str(tmp_path / "out")])
+    assert args.model_name_or_path == value
+
+
+def test_a_relative_path_whose_first_folder_exists_is_a_local_path(tmp_path, monkeypatch):
+    (tmp_path / "outputs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"--model_name_or_path outputs/ufet does not exist"):
+        finetune_fet.parse_args(["--model_name_or_path", "outputs/ufet", "--output_dir", "out"])
+
+
+# ---------------------------------------------------------------------------------------- a real kill -9
+@pytest.mark.slow
+def test_kill_9_while_a_checkpoint_is_written_then_resume_latest(dropout_checkpoint, files, straight_run, tmp_path):
+    """The issue's recipe for real: `kill -9` as soon as a second folder appears under checkpoints/, then resume."""
+    straight_dir, straight = straight_run
+    run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2")
+    # Bit-identical needs the same float summation order: as many threads as this process (the straight run's).
+    environment = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen([sys.executable, str(EXAMPLES / "finetune_fet.py"), *run], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    checkpoints = tmp_path / "checkpoints"
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if checkpoints.is_dir() and len(os.listdir(checkpoints)) >= 2:
+            break
+        time.sleep(0.001)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before the kill; the test proves nothing"
+    assert not (tmp_path / "model.safetensors").exists()
+    reset_accelerate()
+    resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+    assert resumed["history"] == straight["history"]
+    assert_same_weights(tmp_path, straight_dir)
+    state = json.loads((tmp_path / "all_results.json").read_text())
+    assert state["steps"] == 8
