@@ -9,7 +9,12 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
-from .configuration_fivefine import as_float_field, check_finite, check_unique_labels
+from .configuration_fivefine import (
+    as_float_field,
+    check_finite,
+    check_unique_labels,
+    without_locally_served_pipelines,
+)
 
 
 CONTRASTIVE_DENOMINATORS = ("pos+neg", "neg")
@@ -54,6 +59,10 @@ class CrossCConfig(BertConfig):
     """
 
     model_type = "crossc"
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        return super().from_dict(without_locally_served_pipelines(config_dict), **kwargs)
 
     ent_token: str = "[ENT]"
     ent_token_id: int | None = None

@@ -70,6 +70,33 @@ def label_phrase_checksum(phrase: str, token_ids: Sequence[int]) -> str:
     return hashlib.blake2s(text.encode("utf-8"), digest_size=4).hexdigest()
 
 
+def without_locally_served_pipelines(config_dict: dict) -> dict:
+    """`config_dict` less the `custom_pipelines` entries that an imported package already serves with the class named.
+
+    A Hub export names its pipeline in `custom_pipelines` so that users without the package can run it as remote
+    code. With the package imported, transformers' `pipeline()` would still demand `trust_remote_code=True` for that
+    entry, although the registered class, not the folder's code, serves the task: the entry is dropped at load, so
+    library mode runs no code from the folder and needs no flag. Without the package, nothing is registered and the
+    entry stays.
+    """
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    custom = config_dict.get("custom_pipelines")
+    if not isinstance(custom, dict) or not custom:
+        return config_dict
+    kept = {}
+    for task, spec in custom.items():
+        registered = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        named = str(spec.get("impl", "")).rsplit(".", 1)[-1] if isinstance(spec, dict) else None
+        if registered is None or named != registered.__name__:
+            kept[task] = spec
+    return (
+        {**config_dict, "custom_pipelines": kept}
+        if kept
+        else {k: v for k, v in config_dict.items() if k != "custom_pipelines"}
+    )
+
+
 @strict
 class FiveFineConfig(BertConfig):
     r"""
@@ -125,6 +152,10 @@ class FiveFineConfig(BertConfig):
     """
 
     model_type = "fivefine"
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        return super().from_dict(without_locally_served_pipelines(config_dict), **kwargs)
 
     label_phrases: list[str] | None = None
     label_phrase_token_ids: list[list[int]] | None = None

@@ -205,7 +205,7 @@ def test_exported_card_records_the_runs_test_scores(exported):
 # Loading modes
 
 
-def test_library_mode_uses_package_classes_and_needs_pipeline_class(exported):
+def test_library_mode_uses_package_classes_and_needs_no_remote_code(exported):
     folder = str(exported.folder)
     config = AutoConfig.from_pretrained(folder)  # no trust_remote_code: the registered class wins, no prompt
     model = AutoModel.from_pretrained(folder)
@@ -213,13 +213,11 @@ def test_library_mode_uses_package_classes_and_needs_pipeline_class(exported):
     # with the package imported its classes win even when remote code is allowed (nothing is fetched or run)
     assert type(AutoConfig.from_pretrained(folder, trust_remote_code=True)) is type(config)
     assert type(AutoModel.from_pretrained(folder, trust_remote_code=True)) is type(model)
-    # `custom_pipelines` names the task, so transformers wants remote code unless the class is given
-    for kwargs in ({}, {"trust_remote_code": False}):
-        with pytest.raises(ValueError, match="trust_remote_code"):
-            pipeline("entity-typing", model=folder, **kwargs)
-    typer = pipeline("entity-typing", model=folder, pipeline_class=EntityTypingPipeline)
-    assert type(typer) is EntityTypingPipeline and type(typer.model) is type(exported.model)
-    assert_same_outputs(typing_outputs(typer, MENTIONS), exported.reference)
+    # the package serves the task its `custom_pipelines` names: no remote code and no flag, with or without the class
+    for kwargs in ({}, {"trust_remote_code": False}, {"pipeline_class": EntityTypingPipeline}):
+        typer = pipeline("entity-typing", model=folder, **kwargs)
+        assert type(typer) is EntityTypingPipeline and type(typer.model) is type(exported.model)
+        assert_same_outputs(typing_outputs(typer, MENTIONS), exported.reference)
     # a loaded model (no config lookup by path) goes through the registered task and needs nothing more
     typer = pipeline("entity-typing", model=model, tokenizer=AutoTokenizer.from_pretrained(folder))
     assert type(typer) is EntityTypingPipeline
@@ -341,7 +339,9 @@ def test_export_input_errors_say_what_to_fix(exports, tmp_path):
 
 def test_fine_tuned_copy_can_drop_the_remote_code_fields(exported, tmp_path):
     model = AutoModel.from_pretrained(exported.folder)
-    assert model.config.auto_map and model.config.custom_pipelines  # inherited from the export
+    assert model.config.auto_map  # inherited from the export
+    # the package's own pipeline serves the task, so the remote-code pipeline entry is not even read in
+    assert not getattr(model.config, "custom_pipelines", None)
     hub.remove_remote_code_fields(model.config)
     model.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())

@@ -330,13 +330,6 @@ def test_the_phrase_cache_stays_bounded_under_threads(_tiny_model, tiny_tokenize
 # Library mode: a Hub export with the package imported
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="transformers' pipeline() asks for trust_remote_code whenever the loaded config's `custom_pipelines` names "
-    "the task; the package's config classes must drop that entry when its own pipeline serves the task "
-    "(configuration/, not this change's scope)",
-)
 def test_a_hub_export_loads_through_the_registered_pipeline_without_remote_code(tmp_path):
     tokenizer = make_tiny_tokenizer()
     model = make_tiny_model(tokenizer).eval()
