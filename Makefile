@@ -46,7 +46,7 @@ bench-train: $(STAMP)
 	mkdir -p benchmarks/results
 	for seed in 1 2; do $(OFFLINE) $(BIN)/python examples/pretrain_ufet.py --train_file $(UFET)/train.json \
 		--validation_file $(UFET)/dev.json --test_file $(UFET)/test.json --types_file $(UFET)/types.txt \
-		--output_dir outputs/bench/ufet-crowd-seed$$seed --seed $$seed --max_steps 250 --eval_steps 50 \
+		--output_dir outputs/bench/ufet-crowd-seed$$seed --overwrite_output_dir --seed $$seed --max_steps 250 --eval_steps 50 \
 		--learning_rate 1e-4 || exit 1; done
 	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_fewshot.py --method fivefine \
 		--model_name_or_path outputs/bench/ufet-crowd-seed1 --output benchmarks/results/onto_fivefine_ufet.json
@@ -72,7 +72,7 @@ bench-quality: $(STAMP)
 		--method $$method --encoder $(MINILM_MLM) --output $(RESULTS)/onto_$$method.json || exit 1; done
 	for seed in 1 2; do $(OFFLINE) $(BIN)/python examples/pretrain_ufet.py --model_name_or_path $(MINILM_MLM) \
 		--train_file $(UFET)/train.json --validation_file $(UFET)/dev.json --test_file $(UFET)/test.json \
-		--types_file $(UFET)/types.txt --output_dir outputs/bench/ufet-crowd-seed$$seed --seed $$seed \
+		--types_file $(UFET)/types.txt --output_dir outputs/bench/ufet-crowd-seed$$seed --overwrite_output_dir --seed $$seed \
 		--max_steps 400 --eval_steps 100 --learning_rate 5e-5 --head_learning_rate 1e-3 || exit 1; done
 	$(OFFLINE) $(BIN)/python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine \
 		--encoder outputs/bench/ufet-crowd-seed1 --output $(RESULTS)/onto_zero_shot_fivefine_ufet.json

@@ -34,6 +34,7 @@ def split_command(args, split: int, output_dir: Path) -> list[str]:
         "--test_file", "" if args.dev_only else str(onto / "onto_test_ali.json"),
         "--labels_file", str(onto / "onto_type_vocab_ali.txt"),
         "--drop_other_label", "--output_dir", str(output_dir), "--seed", str(args.seed),
+        "--overwrite_output_dir",  # the benchmark's own run folder: a re-run replaces it on purpose
     ]  # fmt: skip
     model = ["--model_name_or_path", args.model_name_or_path] if args.model_name_or_path else []
     if args.method == "direct":
