@@ -48,7 +48,7 @@ from typing import Literal
 
 import datasets
 
-from .mention_data import MentionDataError, _check_span, _json_lines, _open_text
+from .mention_data import MentionDataError, _check_span, _json_lines, _lines
 
 
 logger = logging.getLogger(__name__)
@@ -159,12 +159,12 @@ def read_ernie(
     """ERNIE / Open Entity JSON array (module docstring); the whole array is parsed when reading starts."""
     counts = {} if counts is None else counts
     counts.update(sentences=0, links=0, links_below_min_score=0)
-    with _open_text(path) as handle:
-        try:
-            elements = json.load(handle)
-        except json.JSONDecodeError as error:
-            message = f"{path}:{error.lineno}: not valid JSON ({error.msg}); the 'ernie' format is one JSON array."
-            raise MentionDataError(message) from None
+    text = "".join(line for _, line in _lines(path))  # bad bytes and a cut-off .gz fail with file:line here
+    try:
+        elements = json.loads(text)
+    except json.JSONDecodeError as error:
+        message = f"{path}:{error.lineno}: not valid JSON ({error.msg}); the 'ernie' format is one JSON array."
+        raise MentionDataError(message) from None
     if not isinstance(elements, list):
         raise MentionDataError(
             f"{path}: expected a JSON array of objects (ERNIE / Open Entity), got {type(elements).__name__}; "
@@ -196,8 +196,7 @@ CORPUS_READERS = {"jsonl": read_entity_linked_jsonl, "ernie": read_ernie}
 
 def detect_corpus_format(path: str | PathLike) -> str:
     """`"ernie"` when the file starts with a JSON array, `"jsonl"` when it starts with an object."""
-    with _open_text(Path(path)) as handle:
-        first = next((char for line in handle for char in line if not char.isspace()), None)
+    first = next((char for _, line in _lines(Path(path)) for char in line if not char.isspace()), None)
     if first == "[":
         return "ernie"
     if first == "{":
@@ -257,25 +256,24 @@ def load_kb(path: str | PathLike) -> datasets.Dataset:
     if not path.is_file():
         raise FileNotFoundError(f"No KB file at {path}.")
     triples = []
-    with _open_text(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            where = f"{path}:{line_number}"
-            if line.lstrip().startswith("{"):
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise MentionDataError(f"{where}: not valid JSON ({error.msg}); one triple per line.") from None
-                fields = [obj.get(key) if isinstance(obj, dict) else None for key in ("head", "relation", "tail")]
-            else:
-                fields = line.rstrip("\n").split("\t")
-            if len(fields) != 3 or not all(isinstance(value, str) and value.strip() for value in fields):
-                raise MentionDataError(
-                    f'{where}: expected \'head<TAB>relation<TAB>tail\' or {{"head", "relation", "tail"}} with '
-                    f"three non-empty strings, got {line.strip()!r:.80}."
-                )
-            triples.append(dict(zip(("head", "relation", "tail"), (value.strip() for value in fields))))
+    for line_number, line in _lines(path):
+        if not line.strip() or line.startswith("#"):
+            continue
+        where = f"{path}:{line_number}"
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise MentionDataError(f"{where}: not valid JSON ({error.msg}); one triple per line.") from None
+            fields = [obj.get(key) if isinstance(obj, dict) else None for key in ("head", "relation", "tail")]
+        else:
+            fields = line.rstrip("\n").split("\t")
+        if len(fields) != 3 or not all(isinstance(value, str) and value.strip() for value in fields):
+            raise MentionDataError(
+                f'{where}: expected \'head<TAB>relation<TAB>tail\' or {{"head", "relation", "tail"}} with '
+                f"three non-empty strings, got {line.strip()!r:.80}."
+            )
+        triples.append(dict(zip(("head", "relation", "tail"), (value.strip() for value in fields))))
     if not triples:
         raise MentionDataError(f"{path}: no triples found.")
     return datasets.Dataset.from_list(triples, features=KB_FEATURES)

@@ -291,3 +291,21 @@ def test_build_script_writes_rows_and_report(tmp_path):
         script.parse_args([*argv, "--translate_to", "zh"])
     with pytest.raises(ValueError, match="--rules takes names"):
         script.parse_args([*argv, "--rules", "pairs"])
+
+
+@pytest.mark.parametrize("kind", ["ernie", "jsonl", "kb"])
+def test_invalid_utf8_in_a_corpus_or_kb_names_file_and_line(tmp_path, kind):
+    good = {
+        "ernie": '[{"sent": "Paris is big.", "ents": [["Q90", 0, 5, 0.9]]},\n',
+        "jsonl": '{"text": "Paris is big.", "mentions": [{"entity": "Q90", "start": 0, "end": 5}]}\n',
+        "kb": "Q90\tcapital_of\tQ142\n",
+    }[kind]
+    bad = {"ernie": b'{"sent": "Caf\xe9", "ents": []}]\n', "jsonl": b'{"text": "Caf\xe9", "mentions": []}\n',
+           "kb": b"Q1\tnamed\tCaf\xe9\n"}[kind]  # fmt: skip
+    path = tmp_path / f"{kind}.{'tsv' if kind == 'kb' else 'json'}"
+    path.write_bytes(good.encode() + bad)
+    with pytest.raises(MentionDataError, match=rf"{path.name}:2: not valid UTF-8 .*re-encode"):
+        if kind == "kb":
+            load_kb(path)
+        else:
+            load_entity_linked(path)
