@@ -10,6 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from tiny import make_tiny_model, make_tiny_tokenizer  # noqa: E402
 
 
@@ -40,6 +41,19 @@ def _tiny_model(tiny_tokenizer):
 @pytest.fixture
 def tiny_model(_tiny_model):
     return copy.deepcopy(_tiny_model)
+
+
+@pytest.fixture(scope="module")
+def typer(_tiny_model, tiny_tokenizer):
+    """The pipeline on a tiny FiveFine model whose untrained scores are spread so that thresholds separate labels."""
+    from transformers import pipeline
+
+    import modeling_entity_typing  # noqa: F401  (registers the task)
+
+    model = copy.deepcopy(_tiny_model)
+    with torch.no_grad():
+        model.type_encoder.layer_norm.weight.mul_(0.05)
+    return pipeline("entity-typing", model=model.eval(), tokenizer=tiny_tokenizer)
 
 
 @pytest.fixture(scope="session")

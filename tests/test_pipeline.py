@@ -25,14 +25,6 @@ MENTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def typer(_tiny_model, tiny_tokenizer):
-    model = copy.deepcopy(_tiny_model)
-    with torch.no_grad():  # spread the untrained scores so thresholds separate labels
-        model.type_encoder.layer_norm.weight.mul_(0.05)
-    return pipeline("entity-typing", model=model.eval(), tokenizer=tiny_tokenizer)
-
-
 def test_pipeline_class_and_output_schema(typer):
     assert isinstance(typer, EntityTypingPipeline)
     result = typer(TEXT, span=(0, 10), threshold=0.0)

@@ -8,7 +8,6 @@ import threading
 from contextlib import contextmanager
 
 import pytest
-import torch
 from datasets import Dataset
 from tiny import make_tiny_model, make_tiny_tokenizer
 from transformers import pipeline
@@ -19,14 +18,6 @@ from modeling_entity_typing.hub import export_for_hub
 
 TEXT = "Mark Twain wrote in Paris, and Paris is a big city."
 OK = {"text": TEXT, "span": (0, 10)}
-
-
-@pytest.fixture(scope="module")
-def typer(_tiny_model, tiny_tokenizer):
-    model = copy.deepcopy(_tiny_model)
-    with torch.no_grad():  # spread the untrained scores so thresholds separate labels
-        model.type_encoder.layer_norm.weight.mul_(0.05)
-    return pipeline("entity-typing", model=model.eval(), tokenizer=tiny_tokenizer)
 
 
 @contextmanager

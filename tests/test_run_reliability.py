@@ -18,7 +18,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
-from test_examples import EXAMPLES, fet_args, fresh_accelerate_state, load_script  # noqa: F401 (autouse fixture)
+from test_examples import (  # noqa: F401 (fixtures: fresh_accelerate_state is autouse, fet_files the data)
+    EXAMPLES,
+    fet_args,
+    fet_files,
+    fresh_accelerate_state,
+    load_script,
+)
 from tiny import FET_ROWS, make_tiny_model, write_mentions
 
 from modeling_entity_typing import BertForPhraseTypeTyping
@@ -51,12 +57,8 @@ def dropout_checkpoint(tmp_path_factory, tiny_tokenizer):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fet")
-    return {
-        split: write_mentions(folder / f"{split}.jsonl", rows)
-        for split, rows in (("train", FET_ROWS), ("dev", FET_ROWS[::2]), ("test", FET_ROWS[1::2]))
-    }
+def files(fet_files):  # noqa: F811 (the imported fixture, by name)
+    return fet_files
 
 
 def kill_at_training_forward(monkeypatch, number: int) -> None:
