@@ -104,7 +104,7 @@ def finetune(args, system: str, model: str | None, shots: int, seed: int, runs_d
 
 def restricted_split(args, labels: Path, split: str):
     """A UFET crowd split with its gold restricted to the 130 types, as `finetune_fet.py --restrict_eval_labels`."""
-    from modeling_entity_typing.mention_data import load_mentions, restrict_to_labels
+    from modeling_entity_typing.data.mention_data import load_mentions, restrict_to_labels
 
     path = Path(args.data_dir) / "ufet" / f"{split}.json"
     return restrict_to_labels(load_mentions(path), labels.read_text().split(), split)[0]
@@ -113,7 +113,7 @@ def restricted_split(args, labels: Path, split: str):
 def most_frequent_type_baseline(train, test) -> dict:
     """The reference every row must beat: the train file's most frequent type predicted for every test mention,
     scored with the same restriction and metric as the runs (a label prior, no model)."""
-    from modeling_entity_typing.scoring import typing_scores
+    from modeling_entity_typing.evaluation.scoring import typing_scores
 
     top_type = Counter(label for record in train["labels"] for label in record).most_common(1)[0][0]
     gold = list(test["labels"])
@@ -126,7 +126,7 @@ def prediction_profile(model_dir: Path, test) -> dict:
     how many labels per mention and how many distinct types at all; shows a collapse onto a few coarse types."""
     import transformers
 
-    from modeling_entity_typing.scoring import typing_scores
+    from modeling_entity_typing.evaluation.scoring import typing_scores
 
     typer = transformers.pipeline("entity-typing", model=str(model_dir))
     inputs = [

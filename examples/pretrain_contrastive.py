@@ -30,9 +30,13 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the models and the pipeline)
 from modeling_entity_typing import MBertForContrastiveTyping
-from modeling_entity_typing.contrastive import ContrastivePretrainer, ContrastiveWeights, lang_vocabulary
-from modeling_entity_typing.contrastive_batches import DataCollatorForContrastive, GroupBatchSampler, mask_mentions
-from modeling_entity_typing.training import (
+from modeling_entity_typing.crossc.contrastive import ContrastivePretrainer, ContrastiveWeights, lang_vocabulary
+from modeling_entity_typing.crossc.contrastive_batches import (
+    DataCollatorForContrastive,
+    GroupBatchSampler,
+    mask_mentions,
+)
+from modeling_entity_typing.training.training import (
     TrainingArguments,
     build_optimizer,
     build_scheduler,

@@ -31,10 +31,10 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, corrupt_for_mlm
+from modeling_entity_typing.data.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide
-from modeling_entity_typing.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
-from modeling_entity_typing.scoring import tune_threshold, typing_scores
-from modeling_entity_typing.training import (
+from modeling_entity_typing.evaluation.scoring import tune_threshold, typing_scores
+from modeling_entity_typing.training.training import (
     DataCollatorForEntityTyping,
     TrainingArguments,
     build_optimizer,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from modeling_entity_typing.hub import HubUploadError, export_for_hub, push_folder_to_hub
+from modeling_entity_typing.export.hub import HubUploadError, export_for_hub, push_folder_to_hub
 
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "model_card_template.md"

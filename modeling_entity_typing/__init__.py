@@ -8,23 +8,28 @@ from transformers import AutoConfig, AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration import CrossCConfig, FiveFineConfig
-from .contrastive import ContrastiveWeights, crossc_objective, multi_positive_contrastive_loss
-from .data import corrupt_for_mlm
+from .crossc import (
+    ContrastiveWeights,
+    MarkerTemplateEncoder,
+    MBertForContrastiveTyping,
+    Seq2SeqTranslator,
+    Translator,
+    crossc_objective,
+    load_entity_linked,
+    load_kb,
+    mine_positive_groups,
+    multi_positive_contrastive_loss,
+    translate_mentions,
+)
+from .data import MentionDataError, corrupt_for_mlm, load_mentions, sample_k_shot
 from .decision import decide, label_ancestors
-from .distant_supervision import load_entity_linked, load_kb, mine_positive_groups
-from .label_phrases import label_phrases_for, read_label_phrases
+from .evaluation import load_typing_metric, typing_scores
+from .fivefine import BertForPhraseTypeTyping, PromptTemplateEncoder, label_phrases_for, read_label_phrases
 from .label_sets import LabelSet, default_label_phrase
-from .marker_template import MarkerTemplateEncoder
-from .mention_data import MentionDataError, load_mentions
-from .modeling_crossc import MBertForContrastiveTyping
-from .modeling_fivefine import BertForPhraseTypeTyping
+from .mention_encoding import EncodedMention
 from .modeling_outputs import EntityTypingOutput
 from .pipelines import EntityTypingInputError, EntityTypingPipeline
 from .prototypes import type_prototypes
-from .sampling import sample_k_shot
-from .scoring import load_typing_metric, typing_scores
-from .templates import EncodedMention, PromptTemplateEncoder
-from .translation import Seq2SeqTranslator, Translator, translate_mentions
 
 
 __version__ = "0.1.0.dev0"

@@ -211,7 +211,7 @@ def test_negatives_come_from_all_processes_with_gradients(tmp_path):
 
 def _single_process_loss(embeddings, groups, langs, rows):
     """What one process computes, given the whole batch as the gathered pool (no process group needed)."""
-    import modeling_entity_typing.contrastive as contrastive
+    import modeling_entity_typing.crossc.contrastive as contrastive
 
     local_rows = torch.arange(len(groups))[rows]
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from modeling_entity_typing.label_phrases import read_label_phrases
-from modeling_entity_typing.mention_data import MentionDataError, detect_format, load_mentions
+from modeling_entity_typing.data.mention_data import MentionDataError, detect_format, load_mentions
+from modeling_entity_typing.fivefine.label_phrases import read_label_phrases
 
 
 RECORD = {"text": "Ada Lovelace wrote", "start": 0, "end": 12, "labels": ["/person"]}
@@ -159,7 +159,7 @@ def test_unknown_keys_in_every_json_format(tmp_path, record, fmt, key):
 def test_unknown_keys_can_be_read_past_with_a_warning(tmp_path, caplog):
     path = tmp_path / "meta.jsonl"
     path.write_text(jsonl({**RECORD, "source": "wiki"}, {**RECORD, "source": "news"}))
-    with caplog.at_level(logging.WARNING, logger="modeling_entity_typing.mention_data"):
+    with caplog.at_level(logging.WARNING, logger="modeling_entity_typing.data.mention_data"):
         records = load_mentions(path, "mentions", unknown_keys="warn")
     assert len(records) == 2
     warnings = [record.getMessage() for record in caplog.records if "unknown key" in record.getMessage()]

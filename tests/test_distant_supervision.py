@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from modeling_entity_typing.distant_supervision import (
+from modeling_entity_typing.crossc.distant_supervision import (
     LinkReport,
     detect_corpus_format,
     load_entity_linked,
     load_kb,
     mine_positive_groups,
 )
-from modeling_entity_typing.mention_data import MentionDataError
+from modeling_entity_typing.data.mention_data import MentionDataError
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_max_group_size_subsamples_deterministically(sample):
 
 def test_relation_rule_without_kb(sample, caplog):
     corpus, _ = sample
-    with caplog.at_level("INFO", logger="modeling_entity_typing.distant_supervision"):
+    with caplog.at_level("INFO", logger="modeling_entity_typing.crossc.distant_supervision"):
         rows, report = mine_positive_groups(corpus)
     assert report.rules["relation"].note.startswith("skipped: no KB") and set(rows["rule"]) == {"pair"}
     assert "Rule 'relation' skipped" in caplog.text

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from test_examples import fet_args, fresh_accelerate_state, launch_two_cpu_processes, load_script  # noqa: F401 (autouse fixture)
 from tiny import FET_ROWS, make_tiny_crossc_model, make_tiny_tokenizer, write_mentions
 
-from modeling_entity_typing.contrastive_batches import GroupBatchSampler
+from modeling_entity_typing.crossc.contrastive_batches import GroupBatchSampler
 
 
 pretrain_contrastive = load_script("pretrain_contrastive")

@@ -1,4 +1,4 @@
-"""Hub export (`modeling_entity_typing.hub`, `examples/push_to_hub.py`): the folder's contents, library-mode and
+"""Hub export (`modeling_entity_typing.export.hub`, `examples/push_to_hub.py`): the folder's contents, library-mode and
 remote-code loading (the latter in a subprocess that cannot import the package), flattening rules and upload errors."""
 
 import ast
@@ -23,9 +23,9 @@ from tiny import make_tiny_model, make_tiny_tokenizer
 from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
-import modeling_entity_typing.hub as hub
+import modeling_entity_typing.export.hub as hub
 from modeling_entity_typing import EntityTypingPipeline
-from modeling_entity_typing.hub import check_remote_code, export_for_hub, flatten_remote_code
+from modeling_entity_typing.export.hub import check_remote_code, export_for_hub, flatten_remote_code
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,8 @@ def test_fivefine_code_set_follows_its_imports(exports):
         "losses.py",
         "modeling_outputs.py",
         "modeling_utils.py",
-        "templates.py",
+        "prompt_template.py",
+        "mention_encoding.py",
     }
     assert {path.name for path in folder.glob("*.py")} == expected
     modeling = (folder / "modeling_fivefine.py").read_text()

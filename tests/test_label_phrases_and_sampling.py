@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from modeling_entity_typing.label_phrases import label_phrases_for, read_label_phrases
-from modeling_entity_typing.mention_data import MentionDataError
-from modeling_entity_typing.sampling import finest_labels, sample_k_shot
+from modeling_entity_typing.data.mention_data import MentionDataError
+from modeling_entity_typing.data.sampling import finest_labels, sample_k_shot
+from modeling_entity_typing.fivefine.label_phrases import label_phrases_for, read_label_phrases
 
 
 FIVEFINE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fivefine"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modeling_entity_typing.mention_data import (
+from modeling_entity_typing.data.mention_data import (
     MentionDataError,
     detect_format,
     few_nerd_label,

@@ -10,8 +10,8 @@ from tiny import get_tiny_fivefine_config
 from transformers import BertConfig, BertModel
 
 from modeling_entity_typing import BertForPhraseTypeTyping
-from modeling_entity_typing import mlm_head as mlm_head_module
-from modeling_entity_typing.mlm_head import (
+from modeling_entity_typing.fivefine import mlm_head as mlm_head_module
+from modeling_entity_typing.fivefine.mlm_head import (
     REPORT_FILE,
     build_encoder_with_mlm_head,
     cached_encoder_with_mlm_head,

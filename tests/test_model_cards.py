@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard
 from transformers import HfArgumentParser
 
 import modeling_entity_typing
-from modeling_entity_typing.hub import CARD_TEMPLATE, build_card_data, render_model_card
+from modeling_entity_typing.export.hub import CARD_TEMPLATE, build_card_data, render_model_card
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -304,7 +304,7 @@ def test_fresh_process_automodel_gives_same_class_and_logits(tiny_model, tiny_to
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True)
     reported = json.loads(result.stdout.strip().splitlines()[-1])
-    assert reported["cls"] == "modeling_entity_typing.modeling_fivefine.BertForPhraseTypeTyping"
+    assert reported["cls"] == "modeling_entity_typing.fivefine.modeling_fivefine.BertForPhraseTypeTyping"
     with torch.no_grad():
         expected = tiny_model(**inputs).logits
     assert torch.equal(torch.tensor(reported["logits"]), expected)
@@ -421,7 +421,7 @@ def test_type_cache_is_thread_safe_under_eviction(tiny_model, tiny_tokenizer, mo
     import time
     from collections import OrderedDict
 
-    from modeling_entity_typing import modeling_fivefine
+    from modeling_entity_typing.fivefine import modeling_fivefine
 
     class YieldingCache(OrderedDict):
         """Hands the GIL to another thread around every access, widening the windows a race needs."""

@@ -11,7 +11,7 @@ from tiny import TINY_LABELS, make_tiny_crossc_model, make_tiny_tokenizer
 from transformers import pipeline
 
 from modeling_entity_typing import BertForPhraseTypeTyping, load_mentions
-from modeling_entity_typing.onnx_export import OnnxEntityTyper, export_onnx, export_pretrained, pad_mentions
+from modeling_entity_typing.export.onnx_export import OnnxEntityTyper, export_onnx, export_pretrained, pad_mentions
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -95,7 +95,8 @@ def test_non_editable_wheel_installs_and_maps_the_packages(tmp_path):
     script = (
         "import modeling_entity_typing.configuration as c, modeling_entity_typing.pipelines as p, sys\n"
         "print(c.__file__); print(p.__file__); print('configuration' in sys.modules)\n"
-        "from modeling_entity_typing.scoring import load_typing_metric\n"  # the metric script ships as package data
+        # the metric script ships as package data
+        "from modeling_entity_typing.evaluation.scoring import load_typing_metric\n"
         "print(load_typing_metric().compute(predictions=[['a']], references=[['a', 'b']])['macro_recall'])\n"
     )
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}

@@ -13,7 +13,7 @@ from tiny import make_tiny_model, make_tiny_tokenizer
 from transformers import pipeline
 
 from modeling_entity_typing import EntityTypingInputError, load_mentions
-from modeling_entity_typing.hub import export_for_hub
+from modeling_entity_typing.export.hub import export_for_hub
 
 
 TEXT = "Mark Twain wrote in Paris, and Paris is a big city."

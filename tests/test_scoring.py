@@ -2,7 +2,7 @@
 
 import pytest
 
-from modeling_entity_typing.scoring import load_typing_metric, loose_macro, typing_scores, with_ancestors
+from modeling_entity_typing.evaluation.scoring import load_typing_metric, loose_macro, typing_scores, with_ancestors
 
 
 PREDICTIONS = [["/person", "/person/artist"], ["/location"], ["/organization", "/person"]]
@@ -63,7 +63,7 @@ def test_evaluate_module_offline_matches_the_functions():
 def test_tune_threshold_picks_the_best_macro_f1_on_the_grid():
     import torch
 
-    from modeling_entity_typing.scoring import tune_threshold
+    from modeling_entity_typing.evaluation.scoring import tune_threshold
 
     labels = ["person", "artist", "city"]
     probabilities = torch.tensor([[0.9, 0.3, 0.01], [0.8, 0.35, 0.02], [0.1, 0.02, 0.6]])
@@ -80,7 +80,7 @@ def test_tune_threshold_scan_equals_scoring_every_threshold_with_decide():
     import torch
 
     from modeling_entity_typing.decision import decide
-    from modeling_entity_typing.scoring import THRESHOLD_GRID, tune_threshold
+    from modeling_entity_typing.evaluation.scoring import THRESHOLD_GRID, tune_threshold
 
     generator = torch.Generator().manual_seed(0)
     labels = [f"t{index}" for index in range(40)]

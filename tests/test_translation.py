@@ -6,13 +6,13 @@ from pathlib import Path
 import datasets
 import pytest
 
-from modeling_entity_typing.distant_supervision import (
+from modeling_entity_typing.crossc.distant_supervision import (
     MENTION_FEATURES,
     load_entity_linked,
     load_kb,
     mine_positive_groups,
 )
-from modeling_entity_typing.translation import (
+from modeling_entity_typing.crossc.translation import (
     MarkerError,
     Seq2SeqTranslator,
     Translator,
@@ -158,7 +158,7 @@ def test_lost_markers_are_dropped_and_counted_per_reason(caplog):
         ("marked", "A [[wiki]] link to Paris.", "Paris", "en"),
     )
     translator = CorruptingTranslator()
-    with caplog.at_level("WARNING", logger="modeling_entity_typing.translation"):
+    with caplog.at_level("WARNING", logger="modeling_entity_typing.crossc.translation"):
         translated, report = translate_mentions(data, translator, "en", "zh")
     assert translated["source_id"] == ["ok"] and translated[0]["text"][0:2] == "巴黎"
     assert dict(report.dropped) == {

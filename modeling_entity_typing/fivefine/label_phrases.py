@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
 
-from .label_sets import default_label_phrase
-from .mention_data import MentionDataError, _lines
+from ..data.mention_data import MentionDataError, _lines
+from ..label_sets import default_label_phrase
 
 
 ONTONOTES_PHRASES = {

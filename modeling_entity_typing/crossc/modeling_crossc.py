@@ -3,7 +3,7 @@ Typing for Low-Resource Languages", ACL 2022; code: thunlp/CrossET).
 
 A (multilingual) BERT reads `[CLS] left [ENT] mention [ENT] right [SEP]`; the mention vector m is the final hidden
 state of the left marker; each type is a row t of a bias-free type matrix and P(t|x) = sigmoid(t·m), trained with
-BCE. Contrastive pretraining (`modeling_entity_typing.contrastive`) works on the same m. Where the paper and its
+BCE. Contrastive pretraining (`modeling_entity_typing.crossc.contrastive`) works on the same m. Where the paper and its
 unfinished prototype code disagree, the choice made is noted where it is made.
 """
 
@@ -19,12 +19,12 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertModel
 from transformers.utils import logging
 
-from .configuration import CrossCConfig
-from .layers import dot_product_scores, first_token_positions, gather_positions
-from .losses import multilabel_bce
+from ..configuration import CrossCConfig
+from ..layers import dot_product_scores, first_token_positions, gather_positions
+from ..losses import multilabel_bce
+from ..modeling_outputs import EntityTypingOutput
+from ..modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
 from .marker_template import MarkerTemplateEncoder
-from .modeling_outputs import EntityTypingOutput
-from .modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
 
 
 logger = logging.get_logger(__name__)

@@ -19,8 +19,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from .decision import decide, resolve_rule
-from .pipelines.entity_typing import check_options, resolve_span
+from ..decision import decide, resolve_rule
+from ..pipelines.entity_typing import check_options, resolve_span
 
 
 logger = logging.get_logger(__name__)

@@ -1,13 +1,13 @@
 """`evaluate` module for entity typing: strict accuracy, loose macro and loose micro P/R/F1.
 
 Load it offline from the installed package: `modeling_entity_typing.load_typing_metric()`, or
-`evaluate.load(<this directory>)`. The arithmetic lives in `modeling_entity_typing.scoring`.
+`evaluate.load(<this directory>)`. The arithmetic lives in `modeling_entity_typing.evaluation.scoring`.
 """
 
 import datasets
 import evaluate
 
-from modeling_entity_typing.scoring import typing_scores
+from modeling_entity_typing.evaluation.scoring import typing_scores
 
 
 _DESCRIPTION = """Entity-typing metrics over label sets per mention (Ling & Weld 2012; Choi et al. 2018; Dai & Zeng

@@ -33,12 +33,12 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 TASK = "entity-typing"
-PACKAGE = __name__.rpartition(".")[0]
+PACKAGE = __name__.partition(".")[0]
 # Top-level modules remote code may import besides the standard library (`transformers` brings the other two).
 REMOTE_CODE_ALLOWED_IMPORTS = frozenset({"torch", "transformers", "huggingface_hub"})
 # Flat file name prefixes for modules of sub-packages whose own names do not say their role.
 FLAT_NAME_PREFIXES = {f"{PACKAGE}.pipelines": "pipeline_"}
-CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "model_card_template.md"
+CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "model_card_template.md"
 LIBRARY_NAME = "modeling_entity_typing"
 # (key in all_results.json after "<split>_", model-index metric type, display name)
 CARD_METRICS = (
@@ -86,7 +86,7 @@ def _parse(module: str) -> ast.Module:
 
 
 def _package_version() -> str:
-    from . import __version__  # at call time: the package's __init__ has finished by then
+    from .. import __version__  # at call time: the package's __init__ has finished by then
 
     return __version__
 

@@ -36,10 +36,10 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, SchedulerType, get_scheduler
 
-from .configuration.configuration_fivefine import DECISION_RULES
-from .decision import decide
-from .hub import remove_remote_code_fields
-from .templates import PromptTemplateEncoder
+from ..configuration.configuration_fivefine import DECISION_RULES
+from ..decision import decide
+from ..export.hub import remove_remote_code_fields
+from ..fivefine.prompt_template import PromptTemplateEncoder
 
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from torch import nn
 from transformers import AutoTokenizer, BertForMaskedLM, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from .mention_data import load_mentions
+from ..data.mention_data import load_mentions
 
 
 logger = logging.getLogger(__name__)

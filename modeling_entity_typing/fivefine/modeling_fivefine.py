@@ -21,14 +21,14 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead
 from transformers.utils import logging
 
-from .configuration import FiveFineConfig
-from .configuration.configuration_fivefine import label_phrase_checksum
-from .label_sets import LabelSet, pad_phrase_token_ids
-from .layers import dot_product_scores, first_token_positions, gather_positions
-from .losses import multilabel_bce, token_cross_entropy
-from .modeling_outputs import EntityTypingOutput
-from .modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
-from .templates import PromptTemplateEncoder
+from ..configuration import FiveFineConfig
+from ..configuration.configuration_fivefine import label_phrase_checksum
+from ..label_sets import LabelSet, pad_phrase_token_ids
+from ..layers import dot_product_scores, first_token_positions, gather_positions
+from ..losses import multilabel_bce, token_cross_entropy
+from ..modeling_outputs import EntityTypingOutput
+from ..modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
+from .prompt_template import PromptTemplateEncoder
 
 
 logger = logging.get_logger(__name__)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .decision import label_ancestors
+from ..decision import label_ancestors
 
 
 logger = logging.getLogger(__name__)

@@ -48,7 +48,7 @@ from typing import Literal
 
 import datasets
 
-from .mention_data import MentionDataError, _check_span, _json_lines, _lines
+from ..data.mention_data import MentionDataError, _check_span, _json_lines, _lines
 
 
 logger = logging.getLogger(__name__)

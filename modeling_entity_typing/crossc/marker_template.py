@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from transformers import PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from .configuration import CrossCConfig
-from .templates import EncodedMention, context_window, tokenize_pieces
+from ..configuration import CrossCConfig
+from ..mention_encoding import EncodedMention, context_window, tokenize_pieces
 
 
 logger = logging.get_logger(__name__)

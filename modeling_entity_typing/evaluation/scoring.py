@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .decision import decide, label_ancestors
+from ..decision import decide, label_ancestors
 
 
 def with_ancestors(labels: Sequence[str]) -> set[str]:
