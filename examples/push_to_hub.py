@@ -24,9 +24,6 @@ from transformers import HfArgumentParser
 from modeling_entity_typing.export.hub import HubUploadError, export_for_hub, push_folder_to_hub
 
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "model_card_template.md"
-
-
 @dataclass
 class PushArguments:
     """What to export, where to, and how to describe it."""
@@ -52,7 +49,9 @@ class PushArguments:
     eval_task_id: str = field(default="default", metadata={"help": "Task id within --dataset_id's benchmark."})
     language: list[str] | None = field(default=None, metadata={"help": "Language codes of the model, e.g. en zh."})
     license: str = field(default="apache-2.0", metadata={"help": "License of the weights (check the data's)."})
-    template: str = field(default=str(TEMPLATE), metadata={"help": "The Jinja model card template."})
+    template: str | None = field(
+        default=None, metadata={"help": "A Jinja model card template; default: the one shipped with the package."}
+    )
 
     def __post_init__(self):
         if self.output_dir is None:

@@ -1,5 +1,5 @@
-"""Model cards in `model_cards/`: the planned checkpoints' cards (metadata, honesty, commands the scripts accept)
-and the Jinja template the Hub export renders."""
+"""Model cards: the planned checkpoints' cards in `model_cards/` (metadata, honesty, commands the scripts accept)
+and the Jinja template the Hub export renders (package data of `modeling_entity_typing.export`)."""
 
 import dataclasses
 import importlib.util
@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard
 from transformers import HfArgumentParser
 
 import modeling_entity_typing
-from modeling_entity_typing.export.hub import CARD_TEMPLATE, build_card_data, render_model_card
+from modeling_entity_typing.export.model_card import CARD_TEMPLATE, build_card_data, render_model_card
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def script_options(script: Path) -> set[str]:
 
 
 def test_every_card_in_the_folder_is_checked():
-    found = {path.name for path in CARDS_DIR.glob("*.md")} - {"README.md", CARD_TEMPLATE.name}
+    found = {path.name for path in CARDS_DIR.glob("*.md")} - {"README.md"}
     assert found == set(PLANNED_CARDS), "add new cards to PLANNED_CARDS (or to a trained-card list) in this test"
 
 
@@ -161,3 +161,15 @@ def test_card_without_results_has_no_model_index():
     card = ModelCard(str(render_model_card(card_data, config, {}, "org/x")))
     assert card.data.eval_results is None and "model-index" not in card.data.to_dict()
     assert "No evaluation results were recorded" in card.text
+
+
+def test_template_is_package_data_and_template_path_replaces_it(tmp_path):
+    assert Path(str(CARD_TEMPLATE)).is_relative_to(Path(modeling_entity_typing.__file__).parent)
+    config = tiny_config("fivefine")
+    card_data = build_card_data(config, {}, "org/x")
+    custom = tmp_path / "card.md"
+    custom.write_text("---\n{{ card_data }}\n---\n\n# {{ repo_id }}, a custom card\n", encoding="utf-8")
+    card = render_model_card(card_data, config, {}, "org/x", template_path=custom)
+    assert "# org/x, a custom card" in card.text and card.data.library_name == "modeling_entity_typing"
+    with pytest.raises(FileNotFoundError, match="missing.md not found; pass an existing file"):
+        render_model_card(card_data, config, {}, "org/x", template_path=tmp_path / "missing.md")
