@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import modeling_entity_typing
 
 
@@ -108,3 +110,59 @@ def test_non_editable_wheel_installs_and_maps_the_packages(tmp_path):
     assert config_file.startswith(str(target)) and pipeline_file.startswith(str(target))
     assert leaked == "False"
     assert (target / "modeling_entity_typing" / "py.typed").exists()
+
+
+CARD_SCRIPT = """
+import json, sys
+from modeling_entity_typing import FiveFineConfig, __file__ as package_file
+from modeling_entity_typing.export import CARD_TEMPLATE, build_card_data, render_model_card
+
+config = FiveFineConfig(id2label={0: "/person", 1: "/person/artist", 2: "/location"})
+results = {"test_strict_accuracy": 0.5, "test_macro_f1": 0.625, "test_num_mentions": 4}
+data = build_card_data(config, results, "org/x", base_model="bert-base-cased", dataset_name="D")
+card = render_model_card(data, config, results, "org/x", dataset_name="D")
+finders = [type(finder).__name__ for finder in sys.meta_path]
+print(json.dumps({"package": package_file, "template": str(CARD_TEMPLATE), "finders": finders, "card": str(card)}))
+"""
+
+
+@pytest.mark.slow
+def test_installed_wheel_renders_a_model_card_without_a_checkout(tmp_path):
+    """The card template is package data: a wheel installed away from the repository renders a card on its own."""
+    import json
+    import sysconfig
+
+    from huggingface_hub import ModelCard
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, ROOT],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("modeling_entity_typing-*.whl")
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
+        check=True,
+        capture_output=True,
+    )
+    # -S: no site-packages .pth files, so the venv's editable finder (which maps the package to this checkout) is
+    # not installed; the dependencies come from site-packages on PYTHONPATH, after the wheel's target
+    site_packages = sysconfig.get_paths()["purelib"]
+    env = {"PYTHONPATH": f"{target}:{site_packages}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", CARD_SCRIPT], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rendered = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(rendered["package"]).is_relative_to(target), rendered["package"]
+    assert Path(rendered["template"]) == target / "modeling_entity_typing/export/templates/model_card_template.md"
+    assert not any("Editable" in finder for finder in rendered["finders"]), rendered["finders"]
+    card = ModelCard(rendered["card"])
+    assert card.text.startswith("\n# org/x\n") and "A **FiveFine** entity typing model" in card.text
+    assert "Exported with the `modeling-entity-typing` package (0.1.0.dev0)." in card.text
+    assert "| test | 4 | 50.00 | 62.50 |" in card.text and "Dai, Hongliang" in card.text
+    scores = {(entry.metric_name, entry.dataset_split): entry.metric_value for entry in card.data.eval_results}
+    assert scores == {("Strict accuracy", "test"): 0.5, ("Macro F1 (loose)", "test"): 0.625}
+    assert card.data.library_name == "modeling_entity_typing" and card.data.base_model == "bert-base-cased"
