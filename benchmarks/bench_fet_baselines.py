@@ -35,7 +35,7 @@ from modeling_entity_typing.data.mention_data import load_mentions
 from modeling_entity_typing.decision import label_ancestors
 from modeling_entity_typing.evaluation.scoring import typing_scores
 from modeling_entity_typing.fivefine.label_phrases import label_phrases_for
-from modeling_entity_typing.training.training import default_encoder
+from modeling_entity_typing.training import default_encoder
 
 
 METHODS = ("prototype", "logreg", "mask_prototype", "zero_shot_mlm", "zero_shot_fivefine")

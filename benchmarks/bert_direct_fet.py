@@ -23,7 +23,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfAr
 from modeling_entity_typing.data.mention_data import detect_format, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide
 from modeling_entity_typing.evaluation.scoring import typing_scores
-from modeling_entity_typing.training.training import (
+from modeling_entity_typing.training import (
     TrainingArguments,
     build_optimizer,
     build_scheduler,

@@ -44,7 +44,7 @@ from modeling_entity_typing.decision import label_ancestors
 from modeling_entity_typing.evaluation.scoring import typing_scores
 from modeling_entity_typing.fivefine.label_phrases import PHRASE_TABLES, label_phrases_for, read_label_phrases
 from modeling_entity_typing.fivefine.mlm_head import cached_encoder_with_mlm_head, has_mlm_head, read_sentences
-from modeling_entity_typing.training.training import (
+from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
     TrainingArguments,
     build_optimizer,

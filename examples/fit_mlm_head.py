@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from modeling_entity_typing.fivefine.mlm_head import build_encoder_with_mlm_head, read_sentences
-from modeling_entity_typing.training.training import default_encoder
+from modeling_entity_typing.training import default_encoder
 
 
 def main(argv: list[str] | None = None) -> dict:

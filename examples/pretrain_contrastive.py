@@ -36,7 +36,7 @@ from modeling_entity_typing.crossc.contrastive_batches import (
     GroupBatchSampler,
     mask_mentions,
 )
-from modeling_entity_typing.training.training import (
+from modeling_entity_typing.training import (
     TrainingArguments,
     build_optimizer,
     build_scheduler,

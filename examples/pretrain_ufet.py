@@ -34,7 +34,8 @@ from modeling_entity_typing import BertForPhraseTypeTyping, corrupt_for_mlm
 from modeling_entity_typing.data.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide
 from modeling_entity_typing.evaluation.scoring import tune_threshold, typing_scores
-from modeling_entity_typing.training.training import (
+from modeling_entity_typing.training import (
+    NWP_KEYS,
     DataCollatorForEntityTyping,
     TrainingArguments,
     build_optimizer,
@@ -243,9 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     def prepare_batch(batch: dict, step: int) -> dict:
         """MLM corruption of the typing input itself, and the NWP inputs only on every `nwp_interval`-th step."""
-        nwp_keys = ("nwp_input_ids", "nwp_attention_mask", "nwp_mention_positions", "nwp_labels")
         if not use_nwp or step % args.nwp_interval != 0:
-            for key in nwp_keys:
+            for key in NWP_KEYS:
                 batch.pop(key, None)
         if args.mlm_loss_weight > 0:
             batch["input_ids"], batch["mlm_labels"] = corrupt_for_mlm(

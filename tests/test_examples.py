@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from tiny import FET_ROWS, make_tiny_model, write_mentions
 from transformers import AutoModel
 
-from modeling_entity_typing.training.training import check_world_size, launch_command_num_processes
+from modeling_entity_typing.training import check_world_size, launch_command_num_processes
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -210,7 +210,7 @@ def test_real_encoder_marker_init_and_typing(real_encoder_path, tmp_path):
 
 
 def test_head_learning_rate_gets_its_own_group(crossc):
-    from modeling_entity_typing.training.training import build_optimizer
+    from modeling_entity_typing.training import build_optimizer
 
     model, _ = crossc
     optimizer = build_optimizer(model, 1e-4, 0.01, head_learning_rate=1e-2)

@@ -1,4 +1,65 @@
-"""The training loop the example scripts share (accelerate): arguments, features, selection, checkpoints."""
+"""The training building blocks the example scripts share (on accelerate), one module per step of a run:
 
-from .training import *  # noqa: F403
-from .training import __all__  # noqa: F401
+- `training_args`: `TrainingArguments`, `create_accelerator`, logging, and the checks that fail before any data is
+  loaded (launcher, `--model_name_or_path`, `--output_dir`);
+- `features`: mention records -> templated features -> padded batches (`DataCollatorForEntityTyping`);
+- `optimization`: AdamW groups, the learning-rate schedule, freezing heads an objective leaves idle;
+- `training_loop`: `train_with_selection` (dev selection, early stopping, checkpoints), `summarize`, `save_final`;
+- `checkpoints`: `TrainingState`, atomic saves, checking, resolving (`latest`) and rotating checkpoints;
+- `prediction`: probabilities or decided labels for every row, gathered from all processes in order.
+"""
+
+from .checkpoints import CheckpointError, TrainingState, checkpoint_problem
+from .features import (
+    NWP_KEYS,
+    TRAINING_ONLY_KEYS,
+    DataCollatorForEntityTyping,
+    featurize_mentions,
+    featurize_split,
+    step_seed,
+)
+from .optimization import build_optimizer, build_scheduler, freeze_unused_heads
+from .prediction import gather_predictions, predict_labels, predict_probabilities
+from .training_args import (
+    TrainingArguments,
+    check_model_name_or_path,
+    check_world_size,
+    configure_logging,
+    create_accelerator,
+    default_encoder,
+    global_batch_size,
+    launch_command_num_processes,
+    prepare_output_dir,
+)
+from .training_loop import save_final, summarize, train_with_selection
+
+
+__all__ = [
+    "NWP_KEYS",
+    "TRAINING_ONLY_KEYS",
+    "CheckpointError",
+    "DataCollatorForEntityTyping",
+    "TrainingArguments",
+    "TrainingState",
+    "build_optimizer",
+    "build_scheduler",
+    "check_model_name_or_path",
+    "check_world_size",
+    "checkpoint_problem",
+    "configure_logging",
+    "create_accelerator",
+    "default_encoder",
+    "featurize_mentions",
+    "featurize_split",
+    "freeze_unused_heads",
+    "gather_predictions",
+    "global_batch_size",
+    "launch_command_num_processes",
+    "predict_labels",
+    "predict_probabilities",
+    "prepare_output_dir",
+    "save_final",
+    "step_seed",
+    "summarize",
+    "train_with_selection",
+]

@@ -1,0 +1,300 @@
+"""Resumable checkpoints: where a run is (`TrainingState`), saving it atomically next to accelerate's state,
+checking a folder before resuming it, finding the newest complete one, and rotation.
+
+A checkpoint is `<output_dir>/checkpoints/checkpoint_<step>`: accelerate's `save_state` (weights, optimizer,
+scheduler, random states), `training_state.json` and the best-so-far dev weights. It is written under an
+`unfinished-` name and renamed once complete, so a kill at any moment leaves nothing that resumes wrongly.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "training_state.json"
+BEST_WEIGHTS_FILE = "best_model.safetensors"
+CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)")  # a complete checkpoint folder, named by its optimizer step
+UNFINISHED_PREFIX = "unfinished-"  # a checkpoint being written; renamed to `checkpoint_<step>` once complete
+
+
+@dataclass
+class TrainingState:
+    """Where a run is; saved as JSON next to each accelerate checkpoint so a resumed run continues exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    best_step: int = -1
+    best_key: list[float] | None = None
+    best_metrics: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    window_loss: float = 0.0  # training loss summed since the last evaluation
+    window_batches: int = 0
+    train_seconds: float = 0.0  # time in training steps, evaluation and checkpointing excluded
+    train_examples: int = 0  # examples this process trained on
+
+    def samples_per_second(self, num_processes: int) -> float:
+        return self.train_examples * num_processes / self.train_seconds if self.train_seconds else 0.0
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be resumed: a file is missing or damaged."""
+
+
+def checkpoints_folder(output_dir: str | Path) -> Path:
+    """Where a run in `output_dir` keeps its checkpoints."""
+    return Path(output_dir) / "checkpoints"
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """`checkpoint_<step>` folders under `folder`, oldest first (complete or not: see `checkpoint_problem`)."""
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if path.is_dir() and CHECKPOINT_PATTERN.fullmatch(path.name)]
+    return sorted(found, key=_step_of)
+
+
+def _step_of(path: Path) -> int:
+    return int(CHECKPOINT_PATTERN.fullmatch(path.name).group(1))
+
+
+# ------------------------------------------------------------------------------------------------------ checking
+def _file_problem(path: Path) -> str | None:
+    """Why `path` cannot be loaded (missing, empty, unreadable), read only as far as needed to tell; None if fine."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    if path.stat().st_size == 0:
+        return f"{path.name} is empty"
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(path, "pt") as handle:
+                handle.keys()
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif not zipfile.is_zipfile(path):  # torch.save's format: a truncated file loses its zip directory
+            return f"{path.name} is damaged (not a complete torch file)"
+    except Exception as error:  # any reason a library would refuse it
+        return f"{path.name} is damaged ({type(error).__name__}: {error})"
+    return None
+
+
+def checkpoint_problem(path: Path, accelerator: Accelerator, scheduler: bool | None = None) -> str | None:
+    """The first reason the checkpoint folder `path` cannot be resumed, or None when it is complete.
+
+    Checks every file `Accelerator.load_state` and the training loop read, before either reads them: weights,
+    optimizer, scheduler (`scheduler`: required; None: checked when present), each process's random states, the
+    training state and the best-so-far weights. Sharded FSDP / DeepSpeed weights are left to their loaders.
+    """
+    if not path.is_dir():
+        return "the folder does not exist"
+    names = [STATE_FILE, *(f"random_states_{index}.pkl" for index in range(accelerator.num_processes))]
+    if accelerator.distributed_type not in (
+        DistributedType.FSDP,
+        DistributedType.DEEPSPEED,
+        DistributedType.MEGATRON_LM,
+    ):
+        weights = "pytorch_model.bin" if (path / "pytorch_model.bin").is_file() else "model.safetensors"
+        names += [weights, "optimizer.bin"]
+    if scheduler or (scheduler is None and (path / "scheduler.bin").exists()):
+        names.append("scheduler.bin")
+    for name in names:
+        problem = _file_problem(path / name)
+        if problem:
+            return problem
+    best_step = json.loads((path / STATE_FILE).read_text()).get("best_step", -1)
+    if best_step >= 0 or (path / BEST_WEIGHTS_FILE).exists():
+        return _file_problem(path / BEST_WEIGHTS_FILE)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------- resolving
+def resolve_checkpoint(
+    spec: str, output_dir: str | Path, accelerator: Accelerator, scheduler: bool | None = None
+) -> Path:
+    """The checkpoint `--resume_from_checkpoint spec` names: a complete folder, or the newest complete one under
+    `output_dir` for 'latest'.
+
+    'latest' skips (and warns about) unfinished and damaged folders; a named folder that is not complete fails with
+    the reason and the other complete checkpoints beside it, newest first, to resume from instead.
+    """
+    if spec != "latest":
+        return _check_named_checkpoint(Path(spec), accelerator, scheduler)
+    folder = checkpoints_folder(output_dir)
+    skipped = []
+    if folder.is_dir():
+        for unfinished in sorted(folder.glob(f"{UNFINISHED_PREFIX}*")):
+            skipped.append(f"{unfinished.name}: unfinished (a save that was interrupted)")
+    for path in reversed(_checkpoints(folder)):
+        problem = checkpoint_problem(path, accelerator, scheduler)
+        if problem is None:
+            for reason in skipped:
+                logger.warning(f"--resume_from_checkpoint latest: skipped {folder}/{reason}.")
+            logger.info(f"--resume_from_checkpoint latest: {path}")
+            return path
+        skipped.append(f"{path.name}: {problem}")
+    raise FileNotFoundError(
+        f"--resume_from_checkpoint latest: no complete checkpoint under {folder}"
+        + (f" (skipped {'; '.join(skipped)})" if skipped else "")
+        + ". Start the run again with --overwrite_output_dir, or in a new --output_dir."
+    )
+
+
+def _check_named_checkpoint(path: Path, accelerator: Accelerator, scheduler: bool | None) -> Path:
+    """`path` when it is a complete checkpoint; else fail naming the problem and the complete ones beside it."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such checkpoint folder.")
+    problem = checkpoint_problem(path, accelerator, scheduler)
+    if problem is None:
+        return path
+    if problem.startswith(STATE_FILE):
+        problem += " (is it a checkpoint of these scripts?)"
+    others = [
+        str(other)
+        for other in reversed(_checkpoints(path.parent))
+        if other != path and checkpoint_problem(other, accelerator, scheduler) is None
+    ]
+    fix = (
+        f"Resume from another complete checkpoint instead: --resume_from_checkpoint {others[0]}"
+        + (f" (others: {', '.join(others[1:])})" if others[1:] else "")
+        if others
+        else f"{path.parent} holds no other complete checkpoint: start again with --overwrite_output_dir"
+    )
+    raise CheckpointError(f"Cannot resume from checkpoint {path}: {problem}. {fix}.")
+
+
+def drop_newer_checkpoints(
+    checkpoint: Path, output_dir: str | Path, overwrite: bool, accelerator: Accelerator
+) -> None:
+    """Resuming replays the steps after `checkpoint`: complete checkpoints of later steps in `output_dir` would be
+    overwritten one by one and could be resumed by mistake meanwhile, so they need `overwrite` to be deleted."""
+    step = json.loads((checkpoint / STATE_FILE).read_text())["step"]
+    newer = [
+        path
+        for path in _checkpoints(checkpoints_folder(output_dir))
+        if _step_of(path) > step and path.resolve() != checkpoint.resolve()
+    ]
+    if not overwrite:
+        newer = [path for path in newer if checkpoint_problem(path, accelerator) is None]
+        if newer:
+            raise FileExistsError(
+                f"{', '.join(path.name for path in newer)} in {newer[0].parent} saved later steps than {checkpoint} "
+                f"(step {step}); resuming from it would replace them. Resume with --resume_from_checkpoint latest, "
+                "or pass --overwrite_output_dir to discard them."
+            )
+        return
+    if newer:
+        logger.warning(f"--overwrite_output_dir: deleting {', '.join(map(str, newer))}, saved after step {step}.")
+    if accelerator.is_main_process:
+        for path in newer:
+            shutil.rmtree(path)
+    accelerator.wait_for_everyone()
+
+
+# ------------------------------------------------------------------------------------------- loading and saving
+def load_checkpoint(
+    spec: str, output_dir: str | Path, accelerator: Accelerator, scheduler: bool
+) -> tuple[TrainingState, dict[str, torch.Tensor] | None, Path]:
+    """Load the checkpoint `spec` names after checking every file: the accelerate state (into the prepared objects),
+    the training state and the best-so-far weights; also returns the folder it came from."""
+    path = resolve_checkpoint(spec, output_dir, accelerator, scheduler)
+    accelerator.load_state(str(path))
+    state = TrainingState(**json.loads((path / STATE_FILE).read_text()))
+    best_file = path / BEST_WEIGHTS_FILE
+    best_weights = load_file(best_file) if best_file.is_file() else None
+    logger.info(f"Resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch}).")
+    return state, best_weights, path
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    state: TrainingState,
+    best_weights: dict[str, torch.Tensor] | None,
+    output_dir: str | Path,
+    total_limit: int | None,
+    keep: Path | None,
+    scheduler: bool,
+) -> Path:
+    """Save `checkpoints/checkpoint_<step>` atomically: written under an unfinished name, synced, then renamed.
+
+    A kill at any moment leaves either the complete folder or an `unfinished-` one that resuming skips. Then the
+    oldest complete checkpoints beyond `total_limit` are deleted, never `keep` (resumed from).
+    """
+    folder = checkpoints_folder(output_dir)
+    final = folder / f"checkpoint_{state.step}"
+    partial = folder / f"{UNFINISHED_PREFIX}{final.name}"
+    if accelerator.is_main_process:
+        for stale in folder.glob(f"{UNFINISHED_PREFIX}*"):
+            logger.warning(f"Deleting {stale}: a checkpoint save that was interrupted.")
+            shutil.rmtree(stale)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(output_dir=str(partial))
+    if accelerator.is_main_process:
+        if best_weights is not None:
+            save_file(best_weights, str(partial / BEST_WEIGHTS_FILE))
+        (partial / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _sync_folder(partial)
+        if final.exists():
+            logger.warning(f"Replacing {final} (an incomplete or abandoned checkpoint of step {state.step}).")
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        _sync_folder(folder, files=False)
+        _rotate_checkpoints(folder, total_limit, [final, keep], accelerator, scheduler)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _sync_folder(folder: Path, files: bool = True) -> None:
+    """fsync the files of `folder` and the folder itself, so a rename after it cannot name unwritten data."""
+    paths = [path for path in folder.iterdir() if path.is_file()] if files else []
+    for path in [*paths, folder]:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _rotate_checkpoints(
+    folder: Path, limit: int | None, keep: list[Path | None], accelerator: Accelerator, scheduler: bool
+) -> None:
+    """Delete the oldest complete checkpoints beyond `limit`, except those in `keep`; damaged ones are left alone."""
+    if limit is None:
+        return
+    kept = {path.resolve() for path in keep if path is not None}
+    complete = [path for path in _checkpoints(folder) if checkpoint_problem(path, accelerator, scheduler) is None]
+    excess = len(complete) - limit
+    for path in complete:
+        if excess <= 0:
+            break
+        if path.resolve() in kept:
+            continue
+        shutil.rmtree(path)
+        excess -= 1
+
+
+__all__ = [
+    "CheckpointError",
+    "TrainingState",
+    "checkpoint_problem",
+    "checkpoints_folder",
+    "drop_newer_checkpoints",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "save_checkpoint",
+]
