@@ -198,6 +198,102 @@ def parse_args(argv: list[str] | None = None) -> tuple[FineTuneArguments, Traini
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def main(argv: list[str] | None = None) -> dict:
+    args, train_args = parse_args(argv)
+    accelerator = create_accelerator(train_args)  # checks --output_dir before any data is loaded
+    configure_logging(accelerator)
+    set_seed(train_args.seed)
+
+    splits, labels = load_data(args)
+    model, tokenizer = build_model(args, label_phrases_of(labels, args), accelerator)
+    train_dataloader, dev_dataloader, test_dataloader = build_dataloaders(
+        splits, model, tokenizer, accelerator, train_args
+    )
+    optimizer = build_optimizer(
+        model, train_args.learning_rate, train_args.weight_decay, train_args.head_learning_rate
+    )
+    lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
+    model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, dev_dataloader, lr_scheduler
+    )
+    if test_dataloader is not None:
+        test_dataloader = accelerator.prepare(test_dataloader)
+    if train_args.with_tracking:
+        accelerator.init_trackers("finetune_fet", {**vars(args), **vars(train_args)})
+
+    def evaluate(dataloader: DataLoader, gold: list[list[str]]) -> dict:
+        return evaluate_on(model, dataloader, gold, accelerator, args.decision)
+
+    log_run(splits, labels, accelerator, train_args)
+    dev_gold = splits.dev["labels"]
+    state = train_with_selection(
+        accelerator,
+        model,
+        optimizer,
+        train_dataloader,
+        lambda _: evaluate(dev_dataloader, dev_gold),
+        train_args,
+        lr_scheduler=lr_scheduler,
+        selection_keys=(args.metric_for_best_model, "strict_accuracy"),
+    )
+
+    # ---- final evaluation of the best dev weights (loaded by train_with_selection), then save
+    results = {"dev": evaluate(dev_dataloader, dev_gold)}
+    if test_dataloader is not None:
+        results["test"] = evaluate(test_dataloader, splits.test["labels"])
+    summary = summarize(
+        results,
+        state,
+        accelerator,
+        train_args,
+        model_type=accelerator.unwrap_model(model).config.model_type,
+        k_shot=args.k_shot or None,
+        sample_seed=args.sample_seed if args.k_shot else None,
+        train_examples=len(splits.train),
+        num_types=len(labels),
+    )
+    accelerator.unwrap_model(model).config.decision = args.decision
+    save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
+    if accelerator.is_main_process:
+        report(results, state, args, train_args, accelerator.unwrap_model(model), tokenizer)
+    accelerator.end_training()  # stops any trackers; every process leaves the process group together
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ data, labels
+@dataclass
+class Splits:
+    train: datasets.Dataset
+    dev: datasets.Dataset
+    test: datasets.Dataset | None
+
+
+def load_data(args: FineTuneArguments) -> tuple[Splits, list[str]]:
+    """The three splits and the label set: train restricted to the label set, k-shot sampled, in FiveFine's target
+    form; dev and test as given (or restricted, with --restrict_eval_labels)."""
+    train = load_split(args.train_file, args, "train")
+    dev = load_split(args.validation_file, args, "dev")
+    test = load_split(args.test_file, args, "test") if args.test_file else None
+    if args.labels_file:  # sample k per type of the given label set, not of every label the file happens to use
+        train, _ = restrict_to_labels(train, read_label_list(args.labels_file), "train")
+        if args.restrict_eval_labels:
+            dev, _ = restrict_to_labels(dev, read_label_list(args.labels_file), "dev")
+            test = restrict_to_labels(test, read_label_list(args.labels_file), "test")[0] if test else None
+    if args.k_shot:
+        sample = sample_k_shot(train["labels"], args.k_shot, args.sample_seed)
+        train = train.select(sample.indices)
+        logger.info(f"train: {len(train)} mentions sampled, {args.k_shot} per type (seed {args.sample_seed})")
+    if args.validation_k_shot:
+        dev = dev.select(sample_k_shot(dev["labels"], args.validation_k_shot, args.sample_seed).indices)
+    train = training_targets(train, args)
+    # Default label set: the training targets (with --single_path_train, ancestors that are never a target are
+    # left out; predictions still get them back through the decision rule).
+    labels = read_label_list(args.labels_file) if args.labels_file else labels_in(train)
+    train, _ = restrict_to_labels(train, labels, "train")
+    warn_unpredictable_labels(labels, {"dev": dev, "test": test})
+    return Splits(train, dev, test), labels
+
+
 def load_split(path: str, args: FineTuneArguments, name: str) -> datasets.Dataset:
     data_format = args.data_format or detect_format(path)
     options = {"right_context": args.right_context} if data_format == "ali" else {}
@@ -225,6 +321,23 @@ def read_label_list(path: str) -> list[str]:
     return list(dict.fromkeys(label for label in labels if label))  # order kept; repeats (FiveFine's vocab) merged
 
 
+def warn_unpredictable_labels(labels: list[str], splits: dict[str, datasets.Dataset | None]) -> None:
+    """Gold labels that are neither in the label set nor an ancestor of one cost recall whatever the model does."""
+    predictable = set(labels) | {ancestor for label in labels for ancestor in label_ancestors(label)}
+    for name, split in splits.items():
+        if split is not None:
+            unknown = sum(label not in predictable for record in split["labels"] for label in record)
+            if unknown:
+                logger.warning(f"{name}: {unknown} gold labels are outside the label set; no model can predict them.")
+
+
+def label_phrases_of(labels: list[str], args: FineTuneArguments) -> dict[str, str]:
+    """The phrase each label is typed as: --label_phrases_file, else --phrase_table, else FiveFine's default."""
+    overrides = read_label_phrases(args.label_phrases_file) if args.label_phrases_file else None
+    return label_phrases_for(labels, args.phrase_table, overrides)
+
+
+# ------------------------------------------------------------------------------------------------------- model
 def encoder_with_mlm_head(name: str, args: FineTuneArguments, accelerator) -> str:
     """FiveFine reads types at a mask through the MLM head: a plain encoder without one gets a fitted head first
     (built once on the main process, cached, reused by every later run with the same encoder and sentences)."""
@@ -251,9 +364,61 @@ def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelera
         model, tokenizer = MBertForContrastiveTyping.from_encoder(name, label_phrases, **overrides)
     else:  # a plain encoder: no NWP head (fine-tuning does not use it)
         model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, label_phrases, nwp_loss_weight=0.0, **overrides)
+    if args.threshold is not None:
+        model.config.threshold = args.threshold
     frozen = freeze_unused_heads(model, mlm=False, nwp=False)
     logger.info(f"Model from {name}; frozen (unused by fine-tuning): {frozen}")
     return model, tokenizer
+
+
+# ---------------------------------------------------------------------------------------- features, evaluation
+def build_dataloaders(
+    splits: Splits, model, tokenizer, accelerator, train_args: TrainingArguments
+) -> tuple[DataLoader, DataLoader, DataLoader | None]:
+    """Each split in the model's input template, batched (train shuffled); test is None without a test file."""
+    encoder = model.get_mention_encoder(tokenizer)
+    label2id = model.config.label2id
+    pad_multiple = 8 if accelerator.mixed_precision != "no" else None
+    collator = DataCollatorForEntityTyping(tokenizer, len(label2id), pad_to_multiple_of=pad_multiple)
+
+    def dataloader(dataset: datasets.Dataset, name: str, **options) -> DataLoader:
+        features = featurize_split(dataset, accelerator, encoder, label2id, name)
+        return DataLoader(features, collate_fn=collator, **options)
+
+    eval_batch = train_args.per_device_eval_batch_size
+    train = dataloader(splits.train, "train", shuffle=True, batch_size=train_args.per_device_train_batch_size)
+    dev = dataloader(splits.dev, "dev", batch_size=eval_batch)
+    test = dataloader(splits.test, "test", batch_size=eval_batch) if splits.test is not None else None
+    return train, dev, test
+
+
+def evaluate_on(model, dataloader: DataLoader, gold: list[list[str]], accelerator, decision: str) -> dict:
+    """Hierarchical typing scores of the model's predictions (under `decision`) against `gold`."""
+    config = accelerator.unwrap_model(model).config
+    labels_by_id = [config.id2label[index] for index in range(len(config.label2id))]
+    predictions = predict_labels(model, dataloader, accelerator, labels_by_id, decision, config.threshold)
+    return typing_scores(predictions, gold, hierarchical=True)
+
+
+# ---------------------------------------------------------------------------------------------------- reporting
+def log_run(splits: Splits, labels: list[str], accelerator, train_args: TrainingArguments) -> None:
+    """What is about to be trained, in the accelerate examples' format."""
+    logger.info("***** Running training *****")
+    logger.info(f"  Num examples = {len(splits.train)}; types = {len(labels)}")
+    global_batch = global_batch_size(accelerator, train_args)
+    logger.info(f"  Global batch = {global_batch} ({accelerator.num_processes} processes)")
+    logger.info(
+        f"  Max steps = {train_args.max_steps}; min steps = {train_args.min_steps}; patience = {train_args.patience}"
+    )
+
+
+def report(results: dict[str, dict], state, args: FineTuneArguments, train_args: TrainingArguments, model, tokenizer):
+    """The scores table (and, with --show_examples, predictions on new sentences), on the main process."""
+    print(f"\nBest dev step {state.best_step} of {state.step}; scores in % under the {args.decision!r} rule")
+    print(format_table(results))
+    if args.show_examples:
+        show_examples(model, tokenizer)
+    print(f"\nSaved to {train_args.output_dir}")
 
 
 def format_table(results: dict[str, dict]) -> str:
@@ -266,127 +431,6 @@ def format_table(results: dict[str, dict]) -> str:
         for split, scores in results.items()
     ]
     return "\n".join([header, *rows])
-
-
-def main(argv: list[str] | None = None) -> dict:
-    args, train_args = parse_args(argv)
-    accelerator = create_accelerator(train_args)
-    configure_logging(accelerator)
-    set_seed(train_args.seed)
-
-    # ---- data and label set
-    train = load_split(args.train_file, args, "train")
-    dev = load_split(args.validation_file, args, "dev")
-    test = load_split(args.test_file, args, "test") if args.test_file else None
-    if args.labels_file:  # sample k per type of the given label set, not of every label the file happens to use
-        train, _ = restrict_to_labels(train, read_label_list(args.labels_file), "train")
-        if args.restrict_eval_labels:
-            dev, _ = restrict_to_labels(dev, read_label_list(args.labels_file), "dev")
-            test = restrict_to_labels(test, read_label_list(args.labels_file), "test")[0] if test else None
-    if args.k_shot:
-        sample = sample_k_shot(train["labels"], args.k_shot, args.sample_seed)
-        train = train.select(sample.indices)
-        logger.info(f"train: {len(train)} mentions sampled, {args.k_shot} per type (seed {args.sample_seed})")
-    if args.validation_k_shot:
-        dev = dev.select(sample_k_shot(dev["labels"], args.validation_k_shot, args.sample_seed).indices)
-    train = training_targets(train, args)
-    # Default label set: the training targets (with --single_path_train, ancestors that are never a target are
-    # left out; predictions still get them back through the decision rule).
-    labels = read_label_list(args.labels_file) if args.labels_file else labels_in(train)
-    overrides = read_label_phrases(args.label_phrases_file) if args.label_phrases_file else None
-    label_phrases = label_phrases_for(labels, args.phrase_table, overrides)
-    train, _ = restrict_to_labels(train, labels, "train")
-    predictable = set(labels) | {ancestor for label in labels for ancestor in label_ancestors(label)}
-    for name, split in (("dev", dev), ("test", test)):
-        if split is not None:
-            unknown = sum(label not in predictable for record in split["labels"] for label in record)
-            if unknown:
-                logger.warning(f"{name}: {unknown} gold labels are outside the label set; no model can predict them.")
-
-    # ---- model and features
-    model, tokenizer = build_model(args, label_phrases, accelerator)
-    encoder = model.get_mention_encoder(tokenizer)
-    label2id = model.config.label2id
-
-    def featurize(dataset: datasets.Dataset, name: str) -> datasets.Dataset:
-        return featurize_split(dataset, accelerator, encoder, label2id, name)
-
-    pad_multiple = 8 if accelerator.mixed_precision != "no" else None
-    collator = DataCollatorForEntityTyping(tokenizer, len(label2id), pad_to_multiple_of=pad_multiple)
-    train_dataloader = DataLoader(
-        featurize(train, "train"), shuffle=True, collate_fn=collator, batch_size=train_args.per_device_train_batch_size
-    )
-    eval_batch = train_args.per_device_eval_batch_size
-    dev_dataloader = DataLoader(featurize(dev, "dev"), collate_fn=collator, batch_size=eval_batch)
-    test_dataloader = (
-        DataLoader(featurize(test, "test"), collate_fn=collator, batch_size=eval_batch) if test is not None else None
-    )
-
-    # ---- optimisation
-    labels_by_id = [model.config.id2label[index] for index in range(len(label2id))]
-    if args.threshold is not None:
-        model.config.threshold = args.threshold
-    threshold = model.config.threshold
-    optimizer = build_optimizer(
-        model, train_args.learning_rate, train_args.weight_decay, train_args.head_learning_rate
-    )
-    lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
-    model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
-        model, optimizer, train_dataloader, dev_dataloader, lr_scheduler
-    )
-    if test_dataloader is not None:
-        test_dataloader = accelerator.prepare(test_dataloader)
-    if train_args.with_tracking:
-        accelerator.init_trackers("finetune_fet", {**vars(args), **vars(train_args)})
-
-    def evaluate_on(dataloader, gold: list[list[str]]) -> dict:
-        predictions = predict_labels(model, dataloader, accelerator, labels_by_id, args.decision, threshold)
-        return typing_scores(predictions, gold, hierarchical=True)
-
-    global_batch = global_batch_size(accelerator, train_args)
-    logger.info("***** Running training *****")
-    logger.info(f"  Num examples = {len(train)}; types = {len(labels)}")
-    logger.info(f"  Global batch = {global_batch} ({accelerator.num_processes} processes)")
-    logger.info(
-        f"  Max steps = {train_args.max_steps}; min steps = {train_args.min_steps}; patience = {train_args.patience}"
-    )
-    dev_gold = dev["labels"]
-    state = train_with_selection(
-        accelerator,
-        model,
-        optimizer,
-        train_dataloader,
-        lambda _: evaluate_on(dev_dataloader, dev_gold),
-        train_args,
-        lr_scheduler=lr_scheduler,
-        selection_keys=(args.metric_for_best_model, "strict_accuracy"),
-    )
-
-    # ---- final evaluation and save (the best dev weights are loaded)
-    results = {"dev": evaluate_on(dev_dataloader, dev_gold)}
-    if test_dataloader is not None:
-        results["test"] = evaluate_on(test_dataloader, test["labels"])
-    summary = summarize(
-        results,
-        state,
-        accelerator,
-        train_args,
-        model_type=accelerator.unwrap_model(model).config.model_type,
-        k_shot=args.k_shot or None,
-        sample_seed=args.sample_seed if args.k_shot else None,
-        train_examples=len(train),
-        num_types=len(labels),
-    )
-    accelerator.unwrap_model(model).config.decision = args.decision
-    save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
-    if accelerator.is_main_process:
-        print(f"\nBest dev step {state.best_step} of {state.step}; scores in % under the {args.decision!r} rule")
-        print(format_table(results))
-        if args.show_examples:
-            show_examples(accelerator.unwrap_model(model), tokenizer)
-        print(f"\nSaved to {train_args.output_dir}")
-    accelerator.end_training()  # stops any trackers; every process leaves the process group together
-    return summary
 
 
 def show_examples(model, tokenizer) -> None:
