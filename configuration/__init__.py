@@ -1,7 +1,8 @@
 """Configurations of the package's model families (mapped to `modeling_entity_typing.configuration`)."""
 
 from .configuration_crossc import CONTRASTIVE_DENOMINATORS, CrossCConfig
-from .configuration_fivefine import DECISION_RULES, FiveFineConfig
+from .configuration_entity_typing import DECISION_RULES, EntityTypingConfigMixin
+from .configuration_fivefine import FiveFineConfig
 
 
-__all__ = ["CONTRASTIVE_DENOMINATORS", "DECISION_RULES", "CrossCConfig", "FiveFineConfig"]
+__all__ = ["CONTRASTIVE_DENOMINATORS", "DECISION_RULES", "CrossCConfig", "EntityTypingConfigMixin", "FiveFineConfig"]

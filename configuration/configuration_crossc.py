@@ -9,11 +9,12 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
-from .configuration_fivefine import (
+from .configuration_entity_typing import (
+    DecisionRule,
+    EntityTypingConfigMixin,
     as_float_field,
     check_finite,
     check_unique_labels,
-    without_locally_served_pipelines,
 )
 
 
@@ -21,7 +22,7 @@ CONTRASTIVE_DENOMINATORS = ("pos+neg", "neg")
 
 
 @strict
-class CrossCConfig(BertConfig):
+class CrossCConfig(EntityTypingConfigMixin, BertConfig):
     r"""
     Configuration for [`MBertForContrastiveTyping`]. All BERT fields keep their `BertConfig` meaning.
 
@@ -60,10 +61,6 @@ class CrossCConfig(BertConfig):
 
     model_type = "crossc"
 
-    @classmethod
-    def from_dict(cls, config_dict: dict, **kwargs):
-        return super().from_dict(without_locally_served_pipelines(config_dict), **kwargs)
-
     ent_token: str = "[ENT]"
     ent_token_id: int | None = None
     ent_embedding_init: Literal["mean", "normal"] = "mean"
@@ -73,7 +70,7 @@ class CrossCConfig(BertConfig):
     contrastive_temperature: float | int = 0.5
     contrastive_denominator: Literal["pos+neg", "neg"] = "pos+neg"
     mention_mask_probability: float | int = 0.5
-    decision: Literal["threshold", "argmax_with_ancestors"] = "threshold"
+    decision: DecisionRule = "threshold"
     threshold: float | int = 0.5
     mask_token_id: int | None = None
 
@@ -82,11 +79,6 @@ class CrossCConfig(BertConfig):
     def __setattr__(self, name: str, value: object) -> None:
         """Strict field checks, with an `int` for a float field stored as a `float`."""
         super().__setattr__(name, as_float_field(name, value, self.float_fields))
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        if self.id2label is not None and self.label2id is None:
-            self.label2id = {label: index for index, label in self.id2label.items()}
 
     def validate_finite_numbers(self):
         check_finite(self, self.float_fields)

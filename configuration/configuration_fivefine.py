@@ -5,63 +5,22 @@ type-phrase encoder, the prompt template, the auxiliary loss weights and the def
 """
 
 import hashlib
-import math
 from collections.abc import Sequence
-from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
+from .configuration_entity_typing import (
+    DECISION_RULES,
+    DecisionRule,
+    EntityTypingConfigMixin,
+    as_float_field,
+    check_finite,
+    check_unique_labels,
+)
 
-DECISION_RULES = ("threshold", "argmax_with_ancestors")
+
 MASK_PLACEHOLDER = "{mask}"
-
-
-def as_float_field(name: str, value: object, float_fields: Sequence[str]) -> object:
-    """An `int` given for a float field becomes a `float` (`threshold=1`, `mlm_loss_weight=0`); other values pass."""
-    if name in float_fields and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def check_finite(config: object, names: Sequence[str]) -> None:
-    """Each named field is a finite number: `nan` and `inf` pass every range check and poison losses and scores."""
-    for name in names:
-        value = getattr(config, name)
-        if not math.isfinite(value):
-            raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
-
-
-def check_unique_labels(id2label: dict | None, label2id: dict | None = None) -> list:
-    """The labels of `id2label` in id order; a clear error when an id is missing, a label repeated, or `label2id`
-    is not its inverse."""
-    if not id2label:
-        return []
-    ids = sorted(id2label)
-    if ids != list(range(len(ids))):
-        missing = sorted(set(range(len(ids))) - set(ids))
-        beyond = sorted(set(ids) - set(range(len(ids))))
-        raise ValueError(
-            f"`id2label` must number its {len(ids)} labels 0..{len(ids) - 1} without gaps; id(s) {missing} are "
-            f"missing while {beyond} are beyond the end. Renumber the labels (and keep `label2id` and the per-label "
-            "lists in the same order), or set the label set with `model.set_label_set(labels, tokenizer)`."
-        )
-    labels = [id2label[index] for index in ids]
-    if len(set(labels)) != len(labels):
-        repeated = sorted({label for label in labels if labels.count(label) > 1})
-        raise ValueError(f"`id2label` must name each label once; repeated: {repeated}.")
-    if label2id is not None:
-        for index, label in enumerate(labels):
-            if label2id.get(label) != index:
-                raise ValueError(
-                    f"`label2id` must be the inverse of `id2label`: id2label[{index}] = {label!r} but "
-                    f"label2id[{label!r}] = {label2id.get(label, 'missing')!r}. Edit both together, or drop "
-                    "`label2id` and it is derived from `id2label`."
-                )
-        if len(label2id) != len(labels):
-            extra = sorted(set(label2id) - set(labels))
-            raise ValueError(f"`label2id` names labels that `id2label` does not: {extra}; remove them.")
-    return labels
 
 
 def label_phrase_checksum(phrase: str, token_ids: Sequence[int]) -> str:
@@ -70,35 +29,8 @@ def label_phrase_checksum(phrase: str, token_ids: Sequence[int]) -> str:
     return hashlib.blake2s(text.encode("utf-8"), digest_size=4).hexdigest()
 
 
-def without_locally_served_pipelines(config_dict: dict) -> dict:
-    """`config_dict` less the `custom_pipelines` entries that an imported package already serves with the class named.
-
-    A Hub export names its pipeline in `custom_pipelines` so that users without the package can run it as remote
-    code. With the package imported, transformers' `pipeline()` would still demand `trust_remote_code=True` for that
-    entry, although the registered class, not the folder's code, serves the task: the entry is dropped at load, so
-    library mode runs no code from the folder and needs no flag. Without the package, nothing is registered and the
-    entry stays.
-    """
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    custom = config_dict.get("custom_pipelines")
-    if not isinstance(custom, dict) or not custom:
-        return config_dict
-    kept = {}
-    for task, spec in custom.items():
-        registered = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
-        named = str(spec.get("impl", "")).rsplit(".", 1)[-1] if isinstance(spec, dict) else None
-        if registered is None or named != registered.__name__:
-            kept[task] = spec
-    return (
-        {**config_dict, "custom_pipelines": kept}
-        if kept
-        else {k: v for k, v in config_dict.items() if k != "custom_pipelines"}
-    )
-
-
 @strict
-class FiveFineConfig(BertConfig):
+class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
     r"""
     Configuration for [`BertForPhraseTypeTyping`]. All BERT fields keep their `BertConfig` meaning.
 
@@ -153,10 +85,6 @@ class FiveFineConfig(BertConfig):
 
     model_type = "fivefine"
 
-    @classmethod
-    def from_dict(cls, config_dict: dict, **kwargs):
-        return super().from_dict(without_locally_served_pipelines(config_dict), **kwargs)
-
     label_phrases: list[str] | None = None
     label_phrase_token_ids: list[list[int]] | None = None
     label_phrase_checksums: list[str] | None = None
@@ -172,7 +100,7 @@ class FiveFineConfig(BertConfig):
     mlm_probability: float | int = 0.1
     original_label_weight: float | int = 5.0
     extra_label_weight: float | int = 1.0
-    decision: Literal["threshold", "argmax_with_ancestors"] = "threshold"
+    decision: DecisionRule = "threshold"
     threshold: float | int = 0.5
     mask_token_id: int | None = None
 
@@ -189,11 +117,6 @@ class FiveFineConfig(BertConfig):
     def __setattr__(self, name: str, value: object) -> None:
         """Strict field checks, with an `int` for a float field stored as a `float`."""
         super().__setattr__(name, as_float_field(name, value, self.float_fields))
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        if self.id2label is not None and self.label2id is None:
-            self.label2id = {label: index for index, label in self.id2label.items()}
 
     def validate_type_attention_heads(self):
         if self.type_attention_heads < 1 or self.hidden_size % self.type_attention_heads:

@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration import CrossCConfig, FiveFineConfig
+from .contract import EntityTypingModel
 from .crossc import (
     ContrastiveWeights,
     MarkerTemplateEncoder,
@@ -47,6 +48,7 @@ __all__ = [
     "EncodedMention",
     "EntityTypingOutput",
     "EntityTypingInputError",
+    "EntityTypingModel",
     "EntityTypingPipeline",
     "FiveFineConfig",
     "LabelSet",

@@ -1,8 +1,15 @@
 """Decision rules: from type probabilities to predicted labels (FiveFine's `tasks/fettask.py` and UFET evaluation)."""
 
 from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Literal, get_args
 
 import torch
+
+
+# The one list of decision rules: the configs' `decision` field, `decide`, the pipeline and the ONNX typer use it.
+DecisionRule = Literal["threshold", "argmax_with_ancestors"]
+DECISION_RULES: tuple[str, ...] = get_args(DecisionRule)
 
 
 def label_ancestors(label: str) -> list[str]:
@@ -61,7 +68,7 @@ def decide(
             result.append({"label": ancestor, "score": score})
         result.sort(key=lambda item: -item["score"])
         return result[:top_k]
-    raise ValueError(f"`decision` must be 'threshold' or 'argmax_with_ancestors', got {decision!r}.")
+    raise ValueError(f"`decision` must be {' or '.join(map(repr, DECISION_RULES))}, got {decision!r}.")
 
 
 def resolve_rule(
@@ -93,4 +100,18 @@ def resolve_rule(
     return decision, threshold
 
 
-__all__ = ["decide", "label_ancestors", "resolve_rule"]
+def check_rule_options(threshold: object, top_k: object, decision: object) -> None:
+    """Raise a `ValueError` naming the first bad decision option; every caller of `resolve_rule` checks with this."""
+    if threshold is not None and (
+        not isinstance(threshold, Real) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0
+    ):
+        raise ValueError(f"`threshold` is a probability in [0, 1], got {threshold!r}.")
+    if top_k is not None and (not isinstance(top_k, Integral) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"`top_k` must be a positive integer or None (no cap), got {top_k!r}.")
+    if decision is not None and decision not in DECISION_RULES:
+        raise ValueError(f"`decision` must be one of {DECISION_RULES}, got {decision!r}.")
+    if decision == "argmax_with_ancestors" and threshold is not None:
+        resolve_rule(decision, threshold, top_k, decision, threshold)  # raises its explanation
+
+
+__all__ = ["DECISION_RULES", "DecisionRule", "check_rule_options", "decide", "label_ancestors", "resolve_rule"]

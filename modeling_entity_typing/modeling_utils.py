@@ -1,7 +1,11 @@
-"""`EntityTypingPreTrainedModel`: Hugging Face plumbing shared by the families, and nothing family-specific."""
+"""`EntityTypingPreTrainedModel`: the base every family subclasses, holding the Hugging Face plumbing they share and
+the family contract (`contract.EntityTypingModel`) as documented methods that each family overrides."""
 
 import os
+from collections.abc import Mapping, Sequence
 from os import PathLike
+from types import MappingProxyType
+from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -9,12 +13,18 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertLMPredictionHead, BertPreTrainedModel
 from transformers.utils import logging
 
+from .contract import EncoderAndTokenizer, MentionEncoder
+
 
 class EntityTypingPreTrainedModel(PreTrainedModel):
     """Base of the package's models: BERT checkpoints load by key (`bert.*`), gradient checkpointing, SDPA.
 
     Weight init matches `BertPreTrainedModel`, so a fresh MLM head or encoder starts exactly as in `transformers`;
     families add their own modules' init by overriding `_init_weights` and calling this one.
+
+    It is also where a family implements the contract (`contract.EntityTypingModel`): the members below say what
+    callers may rely on, and the methods a family must provide raise `NotImplementedError` until it does. A
+    capability a family lacks stays `False` (`supports_candidate_labels`), so callers read the flag, never `hasattr`.
     """
 
     base_model_prefix = "bert"
@@ -28,6 +38,66 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
     # Parameter-name prefixes of the typing head on top of the encoder; the optimiser may give them their own
     # learning rate (`--head_learning_rate`), since they start fresh or from a prior while the encoder is pretrained.
     head_parameter_prefixes: tuple[str, ...] = ()
+    # Per auxiliary loss term ("mlm", "nwp", ...), prefixes of the parameters that only that term trains: training
+    # freezes them when the term is off, since DDP needs a gradient for every trainable parameter.
+    auxiliary_parameter_prefixes: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+    # Whether `label_set_inputs` can score against labels given at call time (the pipeline's `candidate_labels`).
+    supports_candidate_labels: bool = False
+
+    # ------------------------------------------------------------------------------------------------ the contract
+    def _not_implemented(self, member: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not implement `{member}` of the family contract.")
+
+    def set_label_set(
+        self,
+        labels: Sequence[str] | Mapping[str, str],
+        tokenizer: PreTrainedTokenizerBase,
+        label_phrases: Sequence[str] | Mapping[str, str] | None = None,
+    ) -> Any:
+        """Make `labels` (a list, or `{label: phrase}`) the configured label set; `save_pretrained` keeps it."""
+        raise self._not_implemented("set_label_set")
+
+    def label_set_inputs(
+        self, labels: Sequence[str] | Mapping[str, str], tokenizer: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
+        """Keyword arguments for `forward` that score against `labels` instead of the configured label set.
+
+        Only where `supports_candidate_labels`; other families type against their trained labels only.
+        """
+        raise ValueError(
+            f"{type(self).__name__} types against its trained labels only: its types are learned vectors, so new "
+            "labels need `set_label_set` and training (or `set_type_prototypes` where the family has it)."
+        )
+
+    def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MentionEncoder:
+        """The encoder that turns (text, character span) into this model's input."""
+        raise self._not_implemented("get_mention_encoder")
+
+    def embed_mentions(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mention_positions: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mention vectors `(batch, hidden)`: `forward(...).logits == embed_mentions(...) @ type_embeddings().T`."""
+        raise self._not_implemented("embed_mentions")
+
+    def type_embeddings(self) -> torch.Tensor:
+        """Type vectors `(num_types, hidden)` of the configured label set."""
+        raise self._not_implemented("type_embeddings")
+
+    @classmethod
+    def from_encoder(
+        cls,
+        name_or_path: str | PathLike,
+        labels: Sequence[str] | Mapping[str, str],
+        *,
+        save_directory: str | PathLike | None = None,
+        **config_overrides,
+    ) -> EncoderAndTokenizer:
+        """A new model of the family on a plain BERT checkpoint, with the tokenizer its inputs need."""
+        raise NotImplementedError(f"{cls.__name__} does not implement `from_encoder` of the family contract.")
 
     @classmethod
     def from_pretrained(
@@ -103,4 +173,4 @@ def load_encoder_weights(model_class, name_or_path: str | PathLike, config) -> t
         logging.set_verbosity(verbosity)
 
 
-__all__ = ["EntityTypingPreTrainedModel", "encoder_config_fields", "load_encoder_weights"]
+__all__ = ["EncoderAndTokenizer", "EntityTypingPreTrainedModel", "encoder_config_fields", "load_encoder_weights"]

@@ -1,7 +1,7 @@
 """Type prototypes: the mean mention vector of a few examples per type, for zero-shot typing without training.
 
 >>> prototypes = type_prototypes(model, tokenizer, {"city": [("Lyon is lovely.", "Lyon")], ...})
->>> model.set_type_prototypes(prototypes)      # Cross-C: scores become scale · cos(prototype, mention)
+>>> model.set_type_prototypes(prototypes)      # a family with learned type vectors: scale · cos(prototype, mention)
 >>> pipeline("entity-typing", model=model, tokenizer=tokenizer)("Kyoto at dawn.", span="Kyoto")
 """
 
@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
-from .pipelines.entity_typing import resolve_span
+from .contract import EntityTypingModel
+from .mention_inputs import resolve_span
 
 
 Example = tuple[str, tuple[int, int] | str]
@@ -42,7 +43,7 @@ def _examples_by_label(examples) -> dict[str, list[tuple[str, int, int]]]:
 
 @torch.no_grad()
 def type_prototypes(
-    model: torch.nn.Module,
+    model: EntityTypingModel,
     tokenizer: PreTrainedTokenizerBase,
     examples: Mapping[str, Sequence[Example]] | Iterable[Mapping],
     batch_size: int = 32,

@@ -1,11 +1,9 @@
 """`pipeline("entity-typing")`: type a mention, given by a character span or its string, in a text."""
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Any
 
 import torch
@@ -20,9 +18,10 @@ try:
 except ImportError:  # pragma: no cover - `datasets` is a dependency; keep the pipeline importable without it
     datasets = None
 
-from ..configuration import DECISION_RULES
-from ..decision import decide, resolve_rule
+from ..contract import EntityTypingModel
+from ..decision import check_rule_options, decide, resolve_rule
 from ..label_sets import LabelSet
+from ..mention_inputs import check_text, resolve_span
 
 
 logger = logging.get_logger(__name__)
@@ -70,64 +69,6 @@ class _Item:
     value: Any
 
 
-def check_text(text: Any) -> None:
-    """Raise a `TypeError` saying how to fix `text` unless it is a `str`."""
-    if isinstance(text, str):
-        return
-    if isinstance(text, (bytes, bytearray)):
-        raise TypeError(f"`text` must be a str, got {type(text).__name__} (decode it first: text.decode('utf-8')).")
-    raise TypeError(f"`text` must be a str, got {'None' if text is None else type(text).__name__}.")
-
-
-_WORD_CHARACTER = re.compile(r"\w")
-
-
-def find_mention(text: str, mention: str) -> int:
-    """Start of `mention` in `text`: its first whole-word occurrence, else its first occurrence anywhere, else -1.
-
-    Whole word: no letter, digit or `_` touches it on a side where the mention itself starts or ends with one, so
-    `"Paris"` in "Parisian artists love Paris." is the second one. Scripts written without spaces (Chinese, Japanese)
-    rarely have whole-word occurrences; there the first occurrence is used.
-    """
-    before = r"(?<!\w)" if _WORD_CHARACTER.match(mention[0]) else ""
-    after = r"(?!\w)" if _WORD_CHARACTER.match(mention[-1]) else ""
-    match = re.search(before + re.escape(mention) + after, text)
-    return match.start() if match else text.find(mention)
-
-
-def resolve_span(text: Any, span: Any) -> tuple[int, int]:
-    """Validate `text` and `span`; return `(start, end)`, or raise a `TypeError`/`ValueError` saying how to fix it."""
-    check_text(text)
-    if span is None:
-        raise TypeError(
-            'No mention given: pass `span=(start, end)` (character offsets, end exclusive) or `span="..."`; in a '
-            "dict, the key 'span' or the keys 'start' and 'end'."
-        )
-    if isinstance(span, str):
-        if not span.strip():
-            raise ValueError("The mention string `span` is empty or whitespace; give the words to type.")
-        start = find_mention(text, span)
-        if start < 0:
-            raise ValueError(f"The mention {span!r} does not occur in the text; pass character offsets instead.")
-        return start, start + len(span)
-    if (
-        not isinstance(span, (tuple, list))
-        or len(span) != 2
-        or not all(isinstance(x, Integral) and not isinstance(x, bool) for x in span)
-    ):
-        raise TypeError(f"`span` must be (start, end) character offsets or the mention string, got {span!r}.")
-    start, end = int(span[0]), int(span[1])
-    if not 0 <= start <= len(text) or not 0 <= end <= len(text):
-        raise ValueError(f"`span` {(start, end)} is out of range for a text of {len(text)} characters.")
-    if start > end:
-        raise ValueError(f"`span` {(start, end)} is reversed: start must come before end (end is exclusive).")
-    if start == end:
-        raise ValueError(f"`span` {(start, end)} is empty: end is exclusive, so (start, start + length).")
-    if not text[start:end].strip():
-        raise ValueError(f"`span` {(start, end)} covers only whitespace ({text[start:end]!r}); point it at a word.")
-    return start, end
-
-
 def parse_input(item: Any) -> _Mention:
     """Check one input, `{"text", "span"}` or a record `{"text", "start", "end", ...}`, and return its mention.
 
@@ -170,17 +111,8 @@ def parse_input(item: Any) -> _Mention:
 
 
 def check_options(threshold, top_k, decision, errors: str | None = None) -> None:
-    """Raise a `ValueError` naming the first bad option; the pipeline and the ONNX typer share these rules."""
-    if threshold is not None and (
-        not isinstance(threshold, Real) or isinstance(threshold, bool) or not 0.0 <= threshold <= 1.0
-    ):
-        raise ValueError(f"`threshold` is a probability in [0, 1], got {threshold!r}.")
-    if top_k is not None and (not isinstance(top_k, Integral) or isinstance(top_k, bool) or top_k < 1):
-        raise ValueError(f"`top_k` must be a positive integer or None (no cap), got {top_k!r}.")
-    if decision is not None and decision not in DECISION_RULES:
-        raise ValueError(f"`decision` must be one of {DECISION_RULES}, got {decision!r}.")
-    if decision == "argmax_with_ancestors" and threshold is not None:
-        resolve_rule(decision, threshold, top_k, decision, threshold)  # raises its explanation
+    """Raise a `ValueError` naming the first bad option: the decision options as everywhere, then `errors`."""
+    check_rule_options(threshold, top_k, decision)
     if errors is not None and errors not in ERROR_MODES:
         raise ValueError(
             f"`errors` must be 'raise' (a bad input stops the call) or 'return' (it comes back as "
@@ -225,7 +157,7 @@ class EntityTypingPipeline(Pipeline):
     """Types entity mentions with any model of this package.
 
     ```python
-    >>> typer = pipeline("entity-typing", model="path/to/fivefine")
+    >>> typer = pipeline("entity-typing", model="path/to/model")
     >>> typer("Mark Twain wrote Tom Sawyer.", span=(0, 10))
     {'mention': 'Mark Twain', 'span': (0, 10), 'labels': [{'label': 'person', 'score': 0.97}, ...], 'truncated': False,
      'mention_truncated': False}
@@ -240,7 +172,7 @@ class EntityTypingPipeline(Pipeline):
     after it (so `span="Paris"` skips "Parisian"); only when there is none, the first occurrence anywhere.
 
     Options: `candidate_labels` (a list, or `{label: phrase}`) types against a new label set with no fine-tuning
-    (phrase-typing models only). Which labels come back follows transformers' `top_k`:
+    (models whose `supports_candidate_labels` is true). Which labels come back follows transformers' `top_k`:
 
     * neither `threshold` nor `top_k`: the model's rule, `config.decision` at `config.threshold`;
     * `top_k=k` alone: the k best labels;
@@ -269,8 +201,13 @@ class EntityTypingPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if not isinstance(self.model, EntityTypingModel):
+            raise TypeError(
+                f"The entity-typing pipeline types with a model of this package, got {type(self.model).__name__}, "
+                "which does not implement the family contract (`modeling_entity_typing.contract.EntityTypingModel`)."
+            )
         self.mention_encoder = self.model.get_mention_encoder(self.tokenizer)
-        self._phrase_inputs: OrderedDict[LabelSet, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._phrase_inputs: OrderedDict[LabelSet, dict[str, torch.Tensor]] = OrderedDict()
         self._phrase_lock = threading.Lock()
         self._configured_labels: tuple[Any, list[str]] = (None, [])
         self._placeholder: dict[str, torch.Tensor] | None = None
@@ -347,7 +284,7 @@ class EntityTypingPipeline(Pipeline):
         if errors is not None:
             preprocess_params["errors"] = errors
         if candidate_labels is not None:
-            if not hasattr(self.model, "encode_label_set"):
+            if not self.model.supports_candidate_labels:
                 raise ValueError(f"{type(self.model).__name__} types against its trained labels only.")
             if isinstance(candidate_labels, str):
                 raise TypeError("`candidate_labels` must be a list of labels or a {label: phrase} dict, not a string.")
@@ -403,13 +340,13 @@ class EntityTypingPipeline(Pipeline):
             }
         return {**self._placeholder, "meta": {"error": message, "index": index}}
 
-    def _phrase_inputs_of(self, label_set: LabelSet) -> tuple[torch.Tensor, torch.Tensor]:
-        """The phrase inputs of `label_set`, from a small LRU cache shared by threads (sets can hold 10k labels)."""
+    def _phrase_inputs_of(self, label_set: LabelSet) -> dict[str, torch.Tensor]:
+        """The `forward` inputs of `label_set`, from a small LRU cache shared by threads (sets can hold 10k labels)."""
         with self._phrase_lock:
             if label_set in self._phrase_inputs:
                 self._phrase_inputs.move_to_end(label_set)
                 return self._phrase_inputs[label_set]
-        phrase_inputs = self.model.encode_label_set(label_set, self.tokenizer)
+        phrase_inputs = self.model.label_set_inputs(label_set, self.tokenizer)
         with self._phrase_lock:
             self._phrase_inputs[label_set] = phrase_inputs
             self._phrase_inputs.move_to_end(label_set)
@@ -420,14 +357,14 @@ class EntityTypingPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, Any], label_set: LabelSet | None = None) -> dict[str, Any]:
         meta = model_inputs.pop("meta")
         if label_set is not None:
-            model_inputs["type_phrase_ids"], model_inputs["type_phrase_mask"] = self._phrase_inputs_of(label_set)
+            model_inputs.update(self._phrase_inputs_of(label_set))
         return {"logits": self.model(**model_inputs).logits, "meta": meta}
 
     def _labels_of_config(self) -> list[str]:
         # Keyed on the dict object itself (held, so its id cannot be reused): `set_label_set` assigns a new one.
         id2label = self.model.config.id2label
         if self._configured_labels[0] is not id2label:
-            self._configured_labels = (id2label, [id2label[index] for index in range(len(id2label))])
+            self._configured_labels = (id2label, self.model.config.label_list())
         return self._configured_labels[1]
 
     def postprocess(

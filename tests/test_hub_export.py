@@ -171,13 +171,16 @@ def test_fivefine_code_set_follows_its_imports(exports):
         "modeling_utils.py",
         "prompt_template.py",
         "mention_encoding.py",
+        "mention_inputs.py",
+        "contract.py",
+        "configuration_entity_typing.py",
     }
     assert {path.name for path in folder.glob("*.py")} == expected
     modeling = (folder / "modeling_fivefine.py").read_text()
     assert "from .configuration_fivefine import FiveFineConfig\n" in modeling  # was `from .configuration import`
     pipeline_code = (folder / "pipeline_entity_typing.py").read_text()
-    assert "from .configuration_fivefine import DECISION_RULES\n" in pipeline_code  # was `from ..configuration`
-    assert "from .decision import decide, resolve_rule\n" in pipeline_code
+    assert "from .mention_inputs import check_text, resolve_span\n" in pipeline_code  # was `from ..mention_inputs`
+    assert "from .decision import check_rule_options, decide, resolve_rule\n" in pipeline_code
 
 
 def test_exported_card_records_the_runs_test_scores(exported):

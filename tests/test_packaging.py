@@ -1,7 +1,9 @@
 """Guards for the `package_dir` mapping of `configuration/` and `pipelines/` (top-level folders inside the package)."""
 
+import ast
 import configparser
 import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +168,41 @@ def test_installed_wheel_renders_a_model_card_without_a_checkout(tmp_path):
     scores = {(entry.metric_name, entry.dataset_split): entry.metric_value for entry in card.data.eval_results}
     assert scores == {("Strict accuracy", "test"): 0.5, ("Macro F1 (loose)", "test"): 0.625}
     assert card.data.library_name == "modeling_entity_typing" and card.data.base_model == "bert-base-cased"
+
+
+def _imports_pipelines(path: Path, package: str) -> list[int]:
+    """Lines of `path` (module `package`.name) that import the `pipelines` package, absolutely or relatively."""
+    target = "modeling_entity_typing.pipelines"
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = (
+                importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                if node.level
+                else (node.module or "")
+            )
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        if any(name == target or name.startswith(target + ".") or name.partition(".")[0] == "pipelines"
+               for name in names):  # fmt: skip
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_core_module_imports_the_pipelines():
+    """Pipelines sit above the models: only the package `__init__` (which registers the task) may import them."""
+    offenders = []
+    for top, package in (
+        ("modeling_entity_typing", "modeling_entity_typing"),
+        ("configuration", MAPPED["configuration"]),
+    ):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if path == ROOT / "modeling_entity_typing" / "__init__.py":
+                continue
+            relative = path.relative_to(ROOT / top)
+            module_package = ".".join((package, *relative.parent.parts))
+            offenders += [f"{path.relative_to(ROOT)}:{line}" for line in _imports_pipelines(path, module_package)]
+    assert not offenders, f"core modules import `pipelines` (a pipeline must sit above the models): {offenders}"

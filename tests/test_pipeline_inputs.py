@@ -283,8 +283,8 @@ def test_the_phrase_cache_is_a_bounded_lru(typer, monkeypatch):
     typer._phrase_inputs.clear()
     monkeypatch.setattr(typer, "phrase_cache_size", 3)
     encoded = []
-    original = typer.model.encode_label_set
-    monkeypatch.setattr(typer.model, "encode_label_set", lambda s, t: encoded.append(s.labels) or original(s, t))
+    original = typer.model.label_set_inputs
+    monkeypatch.setattr(typer.model, "label_set_inputs", lambda s, t: encoded.append(s.labels) or original(s, t))
     sets = [[f"type{n}", "city"] for n in range(5)]
     for labels in sets:
         typer(TEXT, span=(0, 10), candidate_labels=labels)

@@ -9,7 +9,6 @@ unfinished prototype code disagree, the choice made is noted where it is made.
 
 from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +19,7 @@ from transformers.models.bert.modeling_bert import BertModel
 from transformers.utils import logging
 
 from ..configuration import CrossCConfig
+from ..contract import EncoderAndTokenizer
 from ..layers import dot_product_scores, first_token_positions, gather_positions
 from ..losses import multilabel_bce
 from ..modeling_outputs import EntityTypingOutput
@@ -28,11 +28,6 @@ from .marker_template import MarkerTemplateEncoder
 
 
 logger = logging.get_logger(__name__)
-
-
-class EncoderAndTokenizer(NamedTuple):
-    model: "MBertForContrastiveTyping"
-    tokenizer: PreTrainedTokenizerBase
 
 
 def _label_list(labels: Sequence[str] | Mapping[str, str]) -> list[str]:
@@ -80,7 +75,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         label_phrases: object = None,
     ) -> list[str]:
         """Make `labels` the label set: rows of labels the model already has are kept, new rows start from
-        N(0, `initializer_range`). `tokenizer` and `label_phrases` are accepted for parity with FiveFine and unused
+        N(0, `initializer_range`). `tokenizer` and `label_phrases` are the contract's arguments and unused here
         (Cross-C's types are learned vectors, not phrases)."""
         labels = _label_list(labels)
         old_rows = {self.config.id2label[index]: index for index in range(self.type_matrix.out_features)}
@@ -113,8 +108,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         trainable = self.type_matrix.weight.requires_grad
         self.type_matrix = nn.Linear(weight.size(1), len(labels), bias=False, device=weight.device, dtype=weight.dtype)
         self.type_matrix.weight = nn.Parameter(weight.detach().clone(), requires_grad=trainable)
-        self.config.id2label = dict(enumerate(labels))
-        self.config.label2id = {label: index for index, label in enumerate(labels)}
+        self.config.set_labels(labels)
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MarkerTemplateEncoder:
         """The encoder that turns (text, character span) into this model's marked input."""
@@ -212,7 +206,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         """
         labels = _label_list(labels)
         fields, tokenizer = encoder_config_fields(name_or_path, cls.__name__)
-        fields.update(config_overrides, id2label=dict(enumerate(labels)), label2id=None)
+        fields.update(config_overrides, id2label=dict(enumerate(labels)), label2id=None)  # the config derives it
         fields.update(mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
         config = CrossCConfig.from_dict(fields)
         model, loading_info = load_encoder_weights(cls, name_or_path, config)

@@ -110,7 +110,7 @@ def render_model_card(
 ) -> ModelCard:
     """Render the Jinja template (the package's own unless `template_path` is given) into a `ModelCard`."""
     template = card_template_text(template_path)
-    labels = [config.id2label[index] for index in range(len(config.id2label or {}))]
+    labels = config.label_list()  # every family's config honours the contract (`contract.EntityTypingConfig`)
     model_class = MODEL_MAPPING[type(config)]
     rows = result_rows(results)
     return ModelCard.from_template(
@@ -122,8 +122,8 @@ def render_model_card(
         config_class=type(config).__name__,
         num_labels=len(labels),
         label_examples=labels[:12],
-        decision=getattr(config, "decision", None),
-        threshold=getattr(config, "threshold", None),
+        decision=config.decision,
+        threshold=config.threshold,
         dataset_name=dataset_name,
         result_rows=rows,
         metric_columns=[(key, name) for key, _, name in CARD_METRICS if any(key in row["metrics"] for row in rows)],

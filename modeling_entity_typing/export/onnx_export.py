@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from ..decision import decide, resolve_rule
-from ..pipelines.entity_typing import check_options, resolve_span
+from ..contract import EntityTypingModel
+from ..decision import check_rule_options, decide, resolve_rule
+from ..mention_inputs import resolve_span
 
 
 logger = logging.get_logger(__name__)
@@ -51,7 +52,7 @@ class CachedTypeScorer(nn.Module):
     kept as a buffer, so the exported graph holds it as a constant and never re-encodes the types.
     """
 
-    def __init__(self, model: PreTrainedModel, with_mention_embeddings: bool = True):
+    def __init__(self, model: EntityTypingModel, with_mention_embeddings: bool = True):
         super().__init__()
         self.model = model.eval()
         self.with_mention_embeddings = with_mention_embeddings
@@ -78,7 +79,7 @@ def pad_mentions(encoded: Sequence, tokenizer: PreTrainedTokenizerBase, return_t
 
 
 def export_onnx(
-    model: PreTrainedModel,
+    model: EntityTypingModel,
     tokenizer: PreTrainedTokenizerBase,
     output_dir: str | Path,
     *,
@@ -123,12 +124,12 @@ def export_onnx(
             verbose=False,
         )
     config = model.config
-    labels = [config.id2label[index] for index in range(scorer.type_matrix.size(0))]
+    labels = config.label_list()
     metadata = {
         "model_type": config.model_type,
         "labels": labels,
-        "decision": getattr(config, "decision", "threshold"),
-        "threshold": getattr(config, "threshold", 0.5),
+        "decision": config.decision,
+        "threshold": config.threshold,
         "inputs": list(INPUT_NAMES),
         "outputs": output_names,
         "opset_version": next(o.version for o in program.model_proto.opset_import if o.domain == ""),
@@ -221,7 +222,7 @@ class OnnxEntityTyper:
         decision: str | None = None,
     ) -> dict | list[dict]:
         """Type one text with `span=`, or a list of `{"text", "span"}` dicts; options as in the pipeline."""
-        check_options(threshold, top_k, decision)
+        check_rule_options(threshold, top_k, decision)
         single = isinstance(inputs, str)
         if single:
             inputs = [{"text": inputs, "span": span}]

@@ -12,7 +12,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import NamedTuple
+from types import MappingProxyType
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from transformers.utils import logging
 
 from ..configuration import FiveFineConfig
 from ..configuration.configuration_fivefine import label_phrase_checksum
+from ..contract import EncoderAndTokenizer
 from ..label_sets import LabelSet, pad_phrase_token_ids
 from ..layers import dot_product_scores, first_token_positions, gather_positions
 from ..losses import multilabel_bce, token_cross_entropy
@@ -139,11 +140,6 @@ def _report_loading(name_or_path, loading_info: dict) -> None:
     )
 
 
-class EncoderAndTokenizer(NamedTuple):
-    model: "BertForPhraseTypeTyping"
-    tokenizer: PreTrainedTokenizerBase
-
-
 class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
     r"""
     FiveFine entity typer: types are phrases, so the label set can change at call time without retraining.
@@ -165,6 +161,11 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
 
     config: FiveFineConfig
     head_parameter_prefixes = ("type_encoder.",)
+    # The MLM output bias trains only under the MLM term (the decoder weight is the tied word embedding).
+    auxiliary_parameter_prefixes = MappingProxyType(
+        {"mlm": ("cls.predictions.bias", "cls.predictions.decoder.bias"), "nwp": ("nwp_head.",)}
+    )
+    supports_candidate_labels = True  # types are phrases: any label set scores without training
     _tied_weights_keys = {
         "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias",
@@ -256,8 +257,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         """
         label_set = LabelSet.create(labels, label_phrases)
         token_ids = label_set.tokenize(tokenizer)
-        self.config.id2label = dict(enumerate(label_set.labels))
-        self.config.label2id = {label: index for index, label in enumerate(label_set.labels)}
+        self.config.set_labels(label_set.labels)
         self.config.label_phrases = list(label_set.phrases)
         self.config.label_phrase_token_ids = token_ids
         self.config.label_phrase_checksums = [
@@ -275,6 +275,13 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         label_set = labels if isinstance(labels, LabelSet) else LabelSet.create(labels)
         ids, mask = pad_phrase_token_ids(label_set.tokenize(tokenizer), tokenizer.pad_token_id)
         return ids.to(self.device), mask.to(self.device)
+
+    def label_set_inputs(
+        self, labels: LabelSet | Sequence[str] | Mapping[str, str], tokenizer: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
+        """`forward` keyword arguments (`type_phrase_ids`, `type_phrase_mask`) that score against `labels`."""
+        ids, mask = self.encode_label_set(labels, tokenizer)
+        return {"type_phrase_ids": ids, "type_phrase_mask": mask}
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> PromptTemplateEncoder:
         """The encoder that turns (text, character span) into this model's templated input."""

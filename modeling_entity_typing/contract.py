@@ -1,0 +1,130 @@
+"""The contract of a model family: what the pipeline, the training loop, `type_prototypes`, the ONNX export and the Hub
+export may use of any model of this package, and all they may use.
+
+A family implements it by subclassing `EntityTypingPreTrainedModel` (whose methods document each member and fail
+with a message until the family overrides them) and by giving its config `EntityTypingConfigMixin`. Callers never
+ask which family a model is (no `hasattr`, no class or `model_type` checks): what differs between families is a
+capability flag here (`supports_candidate_labels`) or a value (`head_parameter_prefixes`). One test suite
+(`tests/test_family_contract.py`) checks every family against it.
+"""
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .mention_encoding import EncodedMention
+from .modeling_outputs import EntityTypingOutput
+
+
+@runtime_checkable
+class MentionEncoder(Protocol):
+    """Turns `(text, start, end)` (character offsets, end exclusive) into a family's model input."""
+
+    max_length: int
+
+    def encode(self, text: str, start: int, end: int) -> EncodedMention:
+        """One mention's input ids and the position its vector is read at."""
+        ...
+
+    def encode_batch(self, mentions: Sequence[tuple[str, int, int]]) -> list[EncodedMention]:
+        """`encode` for many mentions, in one tokenizer call."""
+        ...
+
+
+@runtime_checkable
+class EntityTypingConfig(Protocol):
+    """The config fields every family has: the label set and the default decision rule."""
+
+    model_type: str
+    id2label: dict[int, str] | None
+    label2id: dict[str, int] | None
+    decision: str  # one of `decision.DECISION_RULES`
+    threshold: float
+
+    def set_labels(self, labels: Sequence[str]) -> None:
+        """Make `labels` (in id order) the label set: `id2label` and `label2id` together."""
+        ...
+
+    def label_list(self) -> list[str]:
+        """The labels in id order."""
+        ...
+
+
+@runtime_checkable
+class EntityTypingModel(Protocol):
+    """A model of any family.
+
+    Scoring: `forward(input_ids, attention_mask, mention_positions=...).logits` is `(batch, num_types)` and equals
+    `embed_mentions(...) @ type_embeddings().T` for the configured label set (so the ONNX export can store the type
+    matrix once); probabilities are its sigmoid, labels come from `decision.decide`.
+    """
+
+    config: EntityTypingConfig
+    # Parameter-name prefixes of the typing head, which the optimiser may give its own learning rate.
+    head_parameter_prefixes: tuple[str, ...]
+    # Per auxiliary loss term (e.g. "mlm"), prefixes of the parameters only that term trains: frozen when it is off.
+    auxiliary_parameter_prefixes: Mapping[str, tuple[str, ...]]
+    # Whether `label_set_inputs` works: scoring against labels given at call time, without training.
+    supports_candidate_labels: bool
+
+    def set_label_set(
+        self,
+        labels: Sequence[str] | Mapping[str, str],
+        tokenizer: PreTrainedTokenizerBase,
+        label_phrases: Sequence[str] | Mapping[str, str] | None = None,
+    ) -> Any:
+        """Make `labels` (a list, or `{label: phrase}`) the configured label set, kept by `save_pretrained`."""
+        ...
+
+    def label_set_inputs(
+        self, labels: Sequence[str] | Mapping[str, str], tokenizer: PreTrainedTokenizerBase
+    ) -> dict[str, torch.Tensor]:
+        """Keyword arguments for `forward` that score against `labels` instead of the configured set."""
+        ...
+
+    def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MentionEncoder:
+        """The encoder that turns (text, character span) into this model's input."""
+        ...
+
+    def embed_mentions(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mention_positions: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mention vectors `(batch, hidden)`, the ones the types are scored against."""
+        ...
+
+    def type_embeddings(self) -> torch.Tensor:
+        """Type vectors `(num_types, hidden)` of the configured label set."""
+        ...
+
+    def __call__(self, input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> EntityTypingOutput:
+        """`forward`: scores, mention vectors and, given targets, the loss."""
+        ...
+
+    @classmethod
+    def from_encoder(
+        cls,
+        name_or_path: str | PathLike,
+        labels: Sequence[str] | Mapping[str, str],
+        *,
+        save_directory: str | PathLike | None = None,
+        **config_overrides: Any,
+    ) -> "EncoderAndTokenizer":
+        """A new model of the family on a plain BERT checkpoint, with the tokenizer its inputs need."""
+        ...
+
+
+class EncoderAndTokenizer(NamedTuple):
+    """What a family's `from_encoder` returns: the new model and the tokenizer its inputs need."""
+
+    model: EntityTypingModel
+    tokenizer: PreTrainedTokenizerBase
+
+
+__all__ = ["EncoderAndTokenizer", "EntityTypingConfig", "EntityTypingModel", "MentionEncoder"]

@@ -1,0 +1,149 @@
+"""One suite for every model family: each member of the family contract (`modeling_entity_typing.contract`) behaves
+as the pipeline, training, prototypes and the exports rely on it to."""
+
+import pytest
+import torch
+from tiny import MENTIONS, TINY_LABELS, make_tiny_crossc_model, make_tiny_model, make_tiny_tokenizer
+from transformers import AutoModel, BertConfig, BertModel, pipeline
+
+from modeling_entity_typing import EncodedMention, EntityTypingModel, EntityTypingOutput, type_prototypes
+from modeling_entity_typing.contract import EntityTypingConfig, MentionEncoder
+from modeling_entity_typing.decision import DECISION_RULES
+from modeling_entity_typing.modeling_utils import EntityTypingPreTrainedModel
+
+
+FAMILIES = {"fivefine": make_tiny_model, "crossc": make_tiny_crossc_model}
+NEW_LABELS = ["/location/city", "writer", "person"]  # one kept from TINY_LABELS, one new, one moved
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request):
+    """`(model, tokenizer)` of a tiny random model of each family, in eval mode."""
+    tokenizer = make_tiny_tokenizer()
+    return FAMILIES[request.param](tokenizer).eval(), tokenizer
+
+
+def model_inputs(model, tokenizer, mentions=MENTIONS) -> dict[str, torch.Tensor]:
+    encoded = model.get_mention_encoder(tokenizer).encode_batch(mentions)
+    padded = tokenizer.pad({"input_ids": [e.input_ids for e in encoded]}, padding_side="right", return_tensors="pt")
+    return {**padded, "mention_positions": torch.tensor([e.mention_position for e in encoded])}
+
+
+def test_model_and_config_implement_the_protocols(family):
+    model, _ = family
+    assert isinstance(model, EntityTypingPreTrainedModel) and isinstance(model, EntityTypingModel)
+    assert isinstance(model.config, EntityTypingConfig)
+    assert model.config.decision in DECISION_RULES and 0.0 <= model.config.threshold <= 1.0
+    assert isinstance(model.supports_candidate_labels, bool)
+
+
+def test_label_set_in_and_out(family):
+    model, tokenizer = family
+    assert model.config.label_list() == TINY_LABELS
+    model.set_label_set(NEW_LABELS, tokenizer)
+    assert model.config.label_list() == NEW_LABELS
+    assert model.config.id2label == dict(enumerate(NEW_LABELS))
+    assert model.config.label2id == {label: index for index, label in enumerate(NEW_LABELS)}
+    assert model.type_embeddings().shape == (len(NEW_LABELS), model.config.hidden_size)
+    # a {label: phrase} mapping is a label set for every family
+    model.set_label_set({"city": "city", "author": "writer"}, tokenizer)
+    assert model.config.label_list() == ["city", "author"]
+    with pytest.raises(ValueError):
+        model.set_label_set(["a", "a"], tokenizer)
+
+
+def test_mention_encoder_gives_one_input_per_mention(family):
+    model, tokenizer = family
+    encoder = model.get_mention_encoder(tokenizer)
+    assert isinstance(encoder, MentionEncoder)
+    encoded = encoder.encode_batch(MENTIONS)
+    assert len(encoded) == len(MENTIONS) and all(isinstance(item, EncodedMention) for item in encoded)
+    assert encoded[0] == encoder.encode(*MENTIONS[0])
+    for item in encoded:
+        assert len(item.input_ids) <= encoder.max_length and 0 <= item.mention_position < len(item.input_ids)
+
+
+def test_scores_are_mention_vectors_times_type_vectors(family):
+    model, tokenizer = family
+    inputs = model_inputs(model, tokenizer)
+    with torch.no_grad():
+        output = model(**inputs)
+        mentions = model.embed_mentions(inputs["input_ids"], inputs["attention_mask"], inputs["mention_positions"])
+        types = model.type_embeddings()
+    assert isinstance(output, EntityTypingOutput)
+    assert output.logits.shape == (len(MENTIONS), len(TINY_LABELS))
+    assert mentions.shape == (len(MENTIONS), model.config.hidden_size)
+    torch.testing.assert_close(output.mention_embeddings, mentions)
+    torch.testing.assert_close(output.logits, mentions @ types.T)
+    # targets give a loss
+    targets = torch.zeros(len(MENTIONS), len(TINY_LABELS))
+    assert model(**inputs, labels=targets).loss.ndim == 0
+
+
+def test_candidate_labels_follow_the_capability_flag(family):
+    model, tokenizer = family
+    inputs = model_inputs(model, tokenizer)
+    typer = pipeline("entity-typing", model=model, tokenizer=tokenizer)
+    if model.supports_candidate_labels:
+        extra = model.label_set_inputs(NEW_LABELS, tokenizer)
+        with torch.no_grad():
+            scored = model(**inputs, **extra).logits
+        assert scored.shape == (len(MENTIONS), len(NEW_LABELS))
+        assert model.config.label_list() == TINY_LABELS  # the configured set is untouched
+        result = typer(MENTIONS[0][0], span=MENTIONS[0][1:], candidate_labels=NEW_LABELS, threshold=0.0)
+        assert {item["label"] for item in result["labels"]} == set(NEW_LABELS)
+    else:
+        with pytest.raises(ValueError, match="trained labels"):
+            model.label_set_inputs(NEW_LABELS, tokenizer)
+        with pytest.raises(ValueError, match="trained labels"):
+            typer(MENTIONS[0][0], span=MENTIONS[0][1:], candidate_labels=NEW_LABELS)
+
+
+def test_head_and_auxiliary_prefixes_name_real_parameters(family):
+    model, _ = family
+    names = list(dict(model.named_parameters(remove_duplicate=False)))  # tied parameters under each of their names
+    assert model.head_parameter_prefixes
+    for prefix in model.head_parameter_prefixes:
+        assert any(name.startswith(prefix) for name in names), prefix
+    assert not any(prefix.startswith("bert.") for prefix in model.head_parameter_prefixes)  # not the encoder
+    for term, prefixes in model.auxiliary_parameter_prefixes.items():
+        assert prefixes, term
+        for prefix in prefixes:
+            assert any(name.startswith(prefix) for name in names), (term, prefix)
+
+
+def test_save_and_load_keep_the_label_set_and_scores(family, tmp_path):
+    model, tokenizer = family
+    model.set_label_set(NEW_LABELS, tokenizer)
+    inputs = model_inputs(model, tokenizer)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(loaded) is type(model) and loaded.config.label_list() == NEW_LABELS
+    assert loaded.config.label2id == model.config.label2id
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits)
+
+
+def test_prototypes_and_the_pipeline_use_only_the_contract(family):
+    model, tokenizer = family
+    prototypes = type_prototypes(model, tokenizer, {"city": [("Paris is a big city.", "Paris")]})
+    assert prototypes["city"].shape == (model.config.hidden_size,)
+    typer = pipeline("entity-typing", model=model, tokenizer=tokenizer)
+    result = typer(MENTIONS[0][0], span=MENTIONS[0][1:], top_k=2)
+    assert len(result["labels"]) == 2 and {item["label"] for item in result["labels"]} <= set(TINY_LABELS)
+
+
+def test_the_pipeline_refuses_a_model_outside_the_contract():
+    tokenizer = make_tiny_tokenizer()
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=8, num_hidden_layers=1, num_attention_heads=2)
+    with pytest.raises(TypeError, match="family contract"):
+        pipeline("entity-typing", model=BertModel(config), tokenizer=tokenizer)
+
+
+def test_each_family_overrides_every_contract_method(family):
+    model, _ = family
+    for name in ("set_label_set", "get_mention_encoder", "embed_mentions", "type_embeddings", "from_encoder"):
+        assert getattr(type(model), name) is not getattr(EntityTypingPreTrainedModel, name), name
+    assert (type(model).label_set_inputs is EntityTypingPreTrainedModel.label_set_inputs) == (
+        not model.supports_candidate_labels
+    )
