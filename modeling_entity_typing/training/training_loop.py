@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from ..export.hub import remove_remote_code_fields
+from ..export.remote_code import remove_remote_code_fields
 from .checkpoints import TrainingState, load_checkpoint, save_checkpoint
 from .features import INDEX_KEY, step_seed
 from .training_args import RESULTS_FILE, TrainingArguments, global_batch_size
