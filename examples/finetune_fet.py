@@ -366,7 +366,7 @@ def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelera
         model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, label_phrases, nwp_loss_weight=0.0, **overrides)
     if args.threshold is not None:
         model.config.threshold = args.threshold
-    frozen = freeze_unused_heads(model, mlm=False, nwp=False)
+    frozen = freeze_unused_heads(model)  # fine-tuning trains no auxiliary term (MLM, NWP)
     logger.info(f"Model from {name}; frozen (unused by fine-tuning): {frozen}")
     return model, tokenizer
 

@@ -143,7 +143,8 @@ def build_model(args: UFETArguments, types: list[str]):
         model.set_label_set(types, tokenizer)
     else:
         model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, types, **overrides)
-    freeze_unused_heads(model, mlm=args.mlm_loss_weight > 0, nwp=args.nwp_loss_weight > 0)
+    terms = {"mlm": args.mlm_loss_weight, "nwp": args.nwp_loss_weight}
+    freeze_unused_heads(model, active_terms=[term for term, weight in terms.items() if weight > 0])
     return model, tokenizer
 
 

@@ -2,6 +2,8 @@
 (`build_scheduler`), and freezing the heads an objective leaves idle (`freeze_unused_heads`).
 """
 
+from collections.abc import Collection
+
 import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
@@ -49,18 +51,19 @@ def build_scheduler(
     )
 
 
-def freeze_unused_heads(model: torch.nn.Module, mlm: bool, nwp: bool) -> list[str]:
-    """Freeze heads the objective does not use (the MLM output bias without MLM, the NWP head without NWP).
+def freeze_unused_heads(model: torch.nn.Module, active_terms: Collection[str] = ()) -> list[str]:
+    """Freeze the parameters that only an auxiliary loss term outside `active_terms` trains (e.g. FiveFine's MLM
+    output bias without "mlm", its NWP head without "nwp"), as the model declares them in
+    `auxiliary_parameter_prefixes`. Returns the frozen parameter names.
 
     DDP requires every trainable parameter to receive a gradient; freezing beats `find_unused_parameters=True`,
-    which costs a graph traversal per step. Returns the frozen parameter names.
+    which costs a graph traversal per step. A model without auxiliary terms (a plain transformers model) is left as is.
     """
+    auxiliary = getattr(model, "auxiliary_parameter_prefixes", {})
+    idle = tuple(prefix for term, prefixes in auxiliary.items() if term not in active_terms for prefix in prefixes)
     frozen = []
     for name, parameter in model.named_parameters():
-        unused = (not mlm and name in ("cls.predictions.bias", "cls.predictions.decoder.bias")) or (
-            not nwp and name.startswith("nwp_head.")
-        )
-        if unused and parameter.requires_grad:
+        if idle and name.startswith(idle) and parameter.requires_grad:
             parameter.requires_grad_(False)
             frozen.append(name)
     return frozen
