@@ -6,16 +6,13 @@ the scripts never spell them out.
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import datasets
 import torch
 from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
-
-if TYPE_CHECKING:
-    from ..contract import MentionEncoder
+from ..contract import MentionEncoder
 
 
 logger = logging.getLogger(__name__)
@@ -31,7 +28,7 @@ INDEX_KEY = "index"
 def featurize_mentions(
     batch: dict[str, list],
     indices: list[int],
-    encoder: "MentionEncoder",
+    encoder: MentionEncoder,
     label2id: dict[str, int],
     neighbor_words: bool = False,
 ) -> dict[str, list]:
@@ -66,7 +63,7 @@ def featurize_mentions(
 def featurize_split(
     dataset: datasets.Dataset,
     accelerator: Accelerator,
-    encoder: "MentionEncoder",
+    encoder: MentionEncoder,
     label2id: dict[str, int],
     name: str,
     neighbor_words: bool = False,

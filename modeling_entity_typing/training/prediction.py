@@ -10,8 +10,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
 
-from ..configuration import DECISION_RULES
-from ..decision import decide
+from ..decision import DECISION_RULES, decide
 from .features import INDEX_KEY, TRAINING_ONLY_KEYS
 
 
