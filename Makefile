@@ -25,7 +25,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/pytest
 
-# Long tests (the demo recipe's quality guard on the real encoder, multi-process runs); CI runs them after `make test`.
+# Long tests (the demo recipe's quality guard on the real encoder, real kills and resumes, two-process runs, fresh
+# interpreters, ONNX export, the wheel build); CI runs them after `make test`, which stays under a minute.
 test-slow: $(STAMP)
 	$(OFFLINE) $(BIN)/pytest -m slow
 

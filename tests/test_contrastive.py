@@ -181,6 +181,7 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_negatives_come_from_all_processes_with_gradients(tmp_path):
     """Two gloo processes, each with part of the batch: each process' loss and the gradient on its own rows equal a
     single process computing the same anchors against the whole batch."""

@@ -167,6 +167,7 @@ def test_resumed_run_equals_uninterrupted(tiny_checkpoint, fet_files, tmp_path):
         torch.testing.assert_close(resumed_weights[name], tensor, rtol=0, atol=0, msg=name)  # bit-identical
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_two_processes_equal_one_with_the_same_global_batch(tiny_checkpoint, fet_files, tmp_path):
     """The documented multi-CPU recipe (2 x batch 2, gloo DDP) against one process with batch 4."""
     one = finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path / "one"))

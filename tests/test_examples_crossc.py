@@ -146,6 +146,7 @@ def test_pretrain_contrastive_resumes_exactly(crossc_checkpoint, examples_file, 
         torch.testing.assert_close(tensor, straight_weights[name], rtol=0, atol=0, msg=name)  # bit-identical
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_pretrain_contrastive_on_two_processes(crossc_checkpoint, examples_file, tmp_path):
     """The multi-CPU recipe runs the objective with negatives gathered across two gloo processes."""
     arguments = contrastive_args(crossc_checkpoint, examples_file, tmp_path, "--max_steps", "2")

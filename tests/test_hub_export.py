@@ -301,6 +301,7 @@ def remote_outputs(exports, tmp_path_factory) -> dict[str, dict]:
     return outputs
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_remote_code_mode_without_the_package_matches_library_mode(exported, remote_outputs):
     outputs = remote_outputs[exported.family]
     assert all(module.startswith("transformers_modules.") for module in outputs["classes"]), outputs["classes"]

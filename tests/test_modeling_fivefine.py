@@ -289,6 +289,7 @@ def test_save_load_roundtrip_logits_equal(tiny_model, tiny_tokenizer, tmp_path):
         assert torch.equal(loaded(**inputs).logits, tiny_model(**inputs).logits)
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_fresh_process_automodel_gives_same_class_and_logits(tiny_model, tiny_tokenizer, tmp_path):
     tiny_model.eval()
     inputs = encode_batch(tiny_model, tiny_tokenizer, MENTIONS)

@@ -14,6 +14,9 @@ from modeling_entity_typing import BertForPhraseTypeTyping, load_mentions
 from modeling_entity_typing.export.onnx_export import OnnxEntityTyper, export_onnx, export_pretrained, pad_mentions
 
 
+# Exports with torch.onnx (seconds each) and runs onnxruntime: the slow set, which CI runs.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "data" / "demo"
 # The 16 fine types of the demo data (the 4 coarse ones are their path prefixes).

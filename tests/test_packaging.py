@@ -23,6 +23,7 @@ def _setup_cfg():
     return parser
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_no_top_level_configuration_or_pipelines_module_leaks():
     script = (
         "import sys, modeling_entity_typing, transformers\n"
@@ -82,6 +83,7 @@ def test_version_is_exposed():
     assert modeling_entity_typing.__version__ == _setup_cfg()["metadata"]["version"]
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_non_editable_wheel_installs_and_maps_the_packages(tmp_path):
     """`pip install .` path: build the wheel offline, install it to a fresh target, import from there."""
     subprocess.run(

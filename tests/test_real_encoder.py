@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
@@ -58,6 +59,7 @@ def test_real_encoder_build_train_save_reload(real_encoder_path, tmp_path):
     assert torch.equal(got, expected)
 
 
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
 def test_real_encoder_pipeline_in_a_fresh_process(real_encoder_path, tmp_path):
     BertForPhraseTypeTyping.from_encoder(real_encoder_path, UFET_TYPES, save_directory=tmp_path / "model")
     script = (
