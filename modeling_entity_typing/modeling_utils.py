@@ -5,7 +5,7 @@ import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -81,7 +81,38 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mention vectors `(batch, hidden)`: `forward(...).logits == embed_mentions(...) @ type_embeddings().T`."""
-        raise self._not_implemented("embed_mentions")
+        return self.encode_mentions(input_ids, attention_mask, token_type_ids, mention_positions).mention_embeddings
+
+    # A family says where its mention vector is read and how it is formed; the encoder pass is shared.
+    def default_mention_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Where each row's mention vector is read when the caller gives no `mention_positions`."""
+        raise self._not_implemented("default_mention_positions")
+
+    def mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
+        """The family's mention vectors from the encoder's last hidden states at `mention_positions`."""
+        raise self._not_implemented("mention_vectors")
+
+    def encode_mentions(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        mention_positions: torch.Tensor | None = None,
+        **encoder_kwargs,
+    ) -> "EncodedMentions":
+        """The encoder pass every family's `forward` and `embed_mentions` start with: encoder outputs, the positions
+        read, and the mention vectors there."""
+        outputs = self.bert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            return_dict=True,
+            **encoder_kwargs,
+        )
+        if mention_positions is None:
+            mention_positions = self.default_mention_positions(input_ids)
+        vectors = self.mention_vectors(outputs.last_hidden_state, mention_positions)
+        return EncodedMentions(outputs, mention_positions, vectors)
 
     def type_embeddings(self) -> torch.Tensor:
         """Type vectors `(num_types, hidden)` of the configured label set."""
@@ -135,6 +166,14 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         elif isinstance(module, BertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
             init.zeros_(module.token_type_ids)
+
+
+class EncodedMentions(NamedTuple):
+    """`encode_mentions`' result: the encoder's outputs, the mention positions read and the mention vectors."""
+
+    encoder_outputs: Any
+    mention_positions: torch.Tensor
+    mention_embeddings: torch.Tensor
 
 
 def _pickle_weights_in(path: str | PathLike | None, subfolder: str) -> str | None:

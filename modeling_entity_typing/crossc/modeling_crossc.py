@@ -121,28 +121,16 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         return self.type_matrix.weight
 
     # -------------------------------------------------------------------------------------------------------- forward
-    def _mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
+    def mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
+        """The left marker's final hidden state (unit length under cosine scoring)."""
         vectors = gather_positions(sequence_output, mention_positions)
         return F.normalize(vectors, dim=-1) if self.config.scoring == "cosine" else vectors
 
-    def _ent_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def default_mention_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The first `[ENT]` marker of each row (the left one)."""
         if self.config.ent_token_id is None:
             raise ValueError("Pass `mention_positions`: the config does not record the `[ENT]` marker id.")
         return first_token_positions(input_ids, self.config.ent_token_id, "[ENT] marker")
-
-    def embed_mentions(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        mention_positions: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Mention vectors `(batch, hidden)`: the left marker's final hidden state (unit length under cosine
-        scoring)."""
-        if mention_positions is None:
-            mention_positions = self._ent_positions(input_ids)
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return self._mention_vectors(hidden.last_hidden_state, mention_positions)
 
     def forward(
         self,
@@ -165,18 +153,15 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         label_weights (`torch.Tensor` of shape `(batch_size, num_types)`, *optional*):
             Per-example, per-label BCE weights.
         """
-        encoder_outputs = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
+        encoder_outputs, _, mention_embeddings = self.encode_mentions(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            mention_positions,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
-            return_dict=True,
             **kwargs,
         )
-        if mention_positions is None:
-            mention_positions = self._ent_positions(input_ids)
-        mention_embeddings = self._mention_vectors(encoder_outputs.last_hidden_state, mention_positions)
         logits = dot_product_scores(mention_embeddings, self.type_embeddings())
         type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
         return EntityTypingOutput(

@@ -440,19 +440,16 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         type_phrase_ids, type_phrase_mask (`torch.Tensor` of shape `(num_types, max_phrase_length)`, *optional*):
             A label set for this call instead of the configured one (see `encode_label_set`).
         """
-        encoder_outputs = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
+        encoder_outputs, mention_positions, mention_embeddings = self.encode_mentions(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            mention_positions,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
-            return_dict=True,
             **kwargs,
         )
         sequence_output = encoder_outputs.last_hidden_state
-        if mention_positions is None:
-            mention_positions = first_token_positions(input_ids, self._mask_token_id(), "mask")
-        mention_embeddings = self._mention_vectors(sequence_output, mention_positions)
         logits = dot_product_scores(mention_embeddings, self.type_embeddings(type_phrase_ids, type_phrase_mask))
 
         type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
@@ -476,22 +473,13 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             attentions=encoder_outputs.attentions,
         )
 
-    def _mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
-        # Paper Eq. 1: h_x = LayerNorm(GELU(W h*_x)), the pretrained MLM transform at the typing slot.
+    def mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
+        """Paper Eq. 1: h_x = LayerNorm(GELU(W h*_x)), the pretrained MLM transform at the typing slot."""
         return self.cls.predictions.transform(gather_positions(sequence_output, mention_positions))
 
-    def embed_mentions(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        mention_positions: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Mention vectors `(batch, hidden)` alone: the inference path without type scoring (ONNX export, t-SNE)."""
-        if mention_positions is None:
-            mention_positions = first_token_positions(input_ids, self._mask_token_id(), "mask")
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return self._mention_vectors(hidden.last_hidden_state, mention_positions)
+    def default_mention_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The first mask token of each row: the typing slot (only right before MLM corruption adds others)."""
+        return first_token_positions(input_ids, self._mask_token_id(), "mask")
 
     def _mask_token_id(self) -> int:
         if self.config.mask_token_id is None:
@@ -517,7 +505,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         if targets is None:
             raise ValueError("`nwp_input_ids` needs `nwp_labels`: the word-piece id to predict for each row.")
         if positions is None:
-            positions = first_token_positions(input_ids, self._mask_token_id(), "mask")
+            positions = self.default_mention_positions(input_ids)
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return token_cross_entropy(self.nwp_head(gather_positions(hidden, positions)), targets)
 
