@@ -210,7 +210,11 @@ def main(argv: list[str] | None = None) -> dict:
         splits, model, tokenizer, accelerator, train_args
     )
     optimizer = build_optimizer(
-        model, train_args.learning_rate, train_args.weight_decay, train_args.head_learning_rate
+        model,
+        train_args.learning_rate,
+        train_args.weight_decay,
+        train_args.head_learning_rate,
+        head_parameter_prefixes=model.head_parameter_prefixes,
     )
     lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
     model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(

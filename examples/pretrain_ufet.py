@@ -221,7 +221,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     labels_by_id = [model.config.id2label[index] for index in range(len(label2id))]
     optimizer = build_optimizer(
-        model, train_args.learning_rate, train_args.weight_decay, train_args.head_learning_rate
+        model,
+        train_args.learning_rate,
+        train_args.weight_decay,
+        train_args.head_learning_rate,
+        head_parameter_prefixes=model.head_parameter_prefixes,
     )
     lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
     model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(

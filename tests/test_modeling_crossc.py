@@ -213,8 +213,10 @@ def test_head_learning_rate_gets_its_own_group(crossc):
     from modeling_entity_typing.training import build_optimizer
 
     model, _ = crossc
-    optimizer = build_optimizer(model, 1e-4, 0.01, head_learning_rate=1e-2)
+    optimizer = build_optimizer(model, 1e-4, 0.01, 1e-2, head_parameter_prefixes=model.head_parameter_prefixes)
     head = [group for group in optimizer.param_groups if group["lr"] == 1e-2]
     assert len(head) == 1 and head[0]["params"] == [model.type_matrix.weight]
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
     assert all(group["lr"] == 1e-4 for group in build_optimizer(model, 1e-4, 0.01).param_groups)
+    with pytest.raises(ValueError, match="head_parameter_prefixes"):
+        build_optimizer(model, 1e-4, 0.01, head_learning_rate=1e-2)

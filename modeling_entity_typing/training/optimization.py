@@ -2,12 +2,13 @@
 (`build_scheduler`), and freezing the heads an objective leaves idle (`freeze_unused_heads`).
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
+from ..contract import EntityTypingModel
 from .training_args import TrainingArguments
 
 
@@ -16,12 +17,15 @@ def build_optimizer(
     learning_rate: float,
     weight_decay: float,
     head_learning_rate: float | None = None,
+    head_parameter_prefixes: Sequence[str] = (),
 ) -> torch.optim.AdamW:
     """AdamW without decay on names containing `bias` or `LayerNorm` (the reference's grouping; the type encoder's
     `layer_norm` is decayed, as there). Frozen parameters are left out. With `head_learning_rate`, the parameters
-    the model names as its typing head (`model.head_parameter_prefixes`) get their own rate: a head that starts
-    fresh or from a prior moves faster than the pretrained encoder under it."""
-    head_prefixes = tuple(getattr(model, "head_parameter_prefixes", ()))
+    under `head_parameter_prefixes` (a family's `model.head_parameter_prefixes`: its typing head) get their own
+    rate: a head that starts fresh or from a prior moves faster than the pretrained encoder under it."""
+    head_prefixes = tuple(head_parameter_prefixes)
+    if head_learning_rate is not None and not head_prefixes:
+        raise ValueError("A head learning rate needs `head_parameter_prefixes` (the model's typing head) to apply to.")
     decay, no_decay, head = [], [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
@@ -51,15 +55,15 @@ def build_scheduler(
     )
 
 
-def freeze_unused_heads(model: torch.nn.Module, active_terms: Collection[str] = ()) -> list[str]:
+def freeze_unused_heads(model: EntityTypingModel, active_terms: Collection[str] = ()) -> list[str]:
     """Freeze the parameters that only an auxiliary loss term outside `active_terms` trains (e.g. FiveFine's MLM
     output bias without "mlm", its NWP head without "nwp"), as the model declares them in
     `auxiliary_parameter_prefixes`. Returns the frozen parameter names.
 
     DDP requires every trainable parameter to receive a gradient; freezing beats `find_unused_parameters=True`,
-    which costs a graph traversal per step. A model without auxiliary terms (a plain transformers model) is left as is.
+    which costs a graph traversal per step.
     """
-    auxiliary = getattr(model, "auxiliary_parameter_prefixes", {})
+    auxiliary = model.auxiliary_parameter_prefixes
     idle = tuple(prefix for term, prefixes in auxiliary.items() if term not in active_terms for prefix in prefixes)
     frozen = []
     for name, parameter in model.named_parameters():
