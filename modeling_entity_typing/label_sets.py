@@ -1,4 +1,4 @@
-"""Label sets as data: labels, the phrase the model reads for each, and the phrases' WordPiece ids.
+"""Label sets as data: labels, the phrase the model reads for each, and the phrases' token ids.
 
 FiveFine scores a mention against *phrases*, so one trained model serves any schema: a label set is an ordered list
 of labels plus one phrase each, never a change of architecture.
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
+
+from .mention_encoding import tokenize_texts, word_start_piece_id
 
 
 def default_label_phrase(label: str) -> str:
@@ -63,11 +65,19 @@ class LabelSet:
         return cls(tuple(labels), tuple(phrases))
 
     def tokenize(self, tokenizer: PreTrainedTokenizerBase) -> list[list[int]]:
-        """WordPiece ids of each phrase (no special tokens); an error names any phrase that yields no token."""
-        token_ids = tokenizer(list(self.phrases), add_special_tokens=False, split_special_tokens=True)["input_ids"]
-        for label, phrase, ids in zip(self.labels, self.phrases, token_ids):
+        """Token ids of each phrase (no special tokens); an error names any phrase that yields no token.
+
+        A phrase that spells a special token (`"[MASK]"`, `"<mask>"`) reads as text. Lone word-start pieces of a
+        SentencePiece tokenizer (the `▁` before `東京` in `▁ 東京`) name no word and are left out of a phrase that has
+        other pieces; WordPiece ids are unchanged.
+        """
+        token_ids = tokenize_texts(tokenizer, [phrase.strip() for phrase in self.phrases])
+        word_start = word_start_piece_id(tokenizer)
+        for row, (label, phrase, ids) in enumerate(zip(self.labels, self.phrases, token_ids)):
             if not ids:
                 raise ValueError(f"The phrase {phrase!r} of label {label!r} has no tokens for this tokenizer.")
+            if word_start in ids and set(ids) != {word_start}:
+                token_ids[row] = [token for token in ids if token != word_start]
         return token_ids
 
     def __len__(self) -> int:

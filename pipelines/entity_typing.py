@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - `datasets` is a dependency; keep the p
 from ..contract import EntityTypingModel
 from ..decision import check_rule_options, decide, resolve_rule
 from ..label_sets import LabelSet
+from ..mention_encoding import mention_token_ids
 from ..mention_inputs import check_text, resolve_span
 
 
@@ -249,7 +250,9 @@ class EntityTypingPipeline(Pipeline):
         for begin in range(0, len(checked), CHECK_CHUNK):
             chunk = checked[begin : begin + CHECK_CHUNK]
             mentions = [item.value.text[item.value.start : item.value.end] for item in chunk]
-            pieces = self.tokenizer(mentions, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            pieces = mention_token_ids(
+                self.tokenizer, [(item.value.text, item.value.start, item.value.end) for item in chunk]
+            )
             for item, mention, ids in zip(chunk, mentions, pieces):
                 if not ids:
                     message = (

@@ -1,7 +1,9 @@
-"""Cross-C's input: `[CLS] left [ENT] mention [ENT] right [SEP]` from text and a character span.
+"""Cross-C's input: `<cls> left [ENT] mention [ENT] right <sep>` from text and a character span.
 
-As for FiveFine's template, left context, mention and right context are tokenised separately, so spans never need to
-align with word pieces and text without spaces (Chinese, Japanese) is marked exactly where the span says.
+`<cls>` and `<sep>` are the tokenizer's own tokens (`[CLS]`/`[SEP]` for BERT's WordPiece, `<s>`/`</s>` for XLM-R's
+SentencePiece), and `[ENT]` the marker `from_encoder` adds as a special token; all are inserted by id. As for
+FiveFine's template, left context, mention and right context are tokenised separately, so spans never need to align
+with word pieces and text without spaces (Chinese, Japanese) is marked exactly where the span says.
 """
 
 from collections.abc import Sequence
@@ -10,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from ..configuration import CrossCConfig
-from ..mention_encoding import EncodedMention, context_window, tokenize_pieces
+from ..mention_encoding import EncodedMention, context_window, neighbor_ids, tokenize_pieces, word_start_piece_id
 
 
 logger = logging.get_logger(__name__)
@@ -21,7 +23,7 @@ class MarkerTemplateEncoder:
 
     The mention vector is read at the left marker (`mention_position`). Truncation keeps the mention and both markers
     and cuts the context evenly from its far ends; a mention too long for the window keeps its head. With
-    `mask_mention`, the whole mention becomes one `[MASK]` (Cross-C's mention masking in pretraining).
+    `mask_mention`, the whole mention becomes one mask token (Cross-C's mention masking in pretraining).
 
     ```python
     >>> encoder = MarkerTemplateEncoder(tokenizer, config)
@@ -33,7 +35,11 @@ class MarkerTemplateEncoder:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, config: CrossCConfig):
         for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id"):
             if getattr(tokenizer, name) is None:
-                raise ValueError(f"The tokenizer has no `{name[:-3]}`; Cross-C needs a BERT-style tokenizer.")
+                raise ValueError(
+                    f"The tokenizer has no `{name[:-3]}`; Cross-C needs start, end, mask and padding tokens "
+                    "(`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]` in BERT's vocabulary, `<s>`, `</s>`, `<mask>`, `<pad>` in "
+                    "XLM-R's)."
+                )
         ent_id = tokenizer.convert_tokens_to_ids(config.ent_token)
         if config.ent_token_id is None or ent_id != config.ent_token_id:
             raise ValueError(
@@ -45,7 +51,8 @@ class MarkerTemplateEncoder:
         self.max_length = config.max_seq_length
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.mask_id, self.ent_id = tokenizer.mask_token_id, ent_id
-        self.budget = self.max_length - 4  # [CLS], [SEP] and the two markers
+        self.word_start_id = word_start_piece_id(tokenizer)
+        self.budget = self.max_length - 4  # start, end and the two markers
 
     def encode(self, text: str, start: int, end: int, mask_mention: bool = False) -> EncodedMention:
         """Marked input for the mention `text[start:end]`."""
@@ -73,13 +80,14 @@ class MarkerTemplateEncoder:
         else:
             kept_left, kept_right = context_window(left, right, self.budget - len(mention))
         input_ids = [self.cls_id, *kept_left, self.ent_id, *mention, self.ent_id, *kept_right, self.sep_id]
+        left_neighbor, right_neighbor = neighbor_ids(left, right, self.word_start_id, self.cls_id, self.sep_id)
         return EncodedMention(
             input_ids=input_ids,
             mention_position=1 + len(kept_left),
             context_truncated=len(kept_left) < len(left) or len(kept_right) < len(right),
             mention_truncated=mention_truncated,
-            left_neighbor_id=left[-1] if left else self.cls_id,
-            right_neighbor_id=right[0] if right else self.sep_id,
+            left_neighbor_id=left_neighbor,
+            right_neighbor_id=right_neighbor,
         )
 
 

@@ -1,7 +1,8 @@
 """Cross-C's `MBertForContrastiveTyping` (Han et al., "Cross-Lingual Contrastive Learning for Fine-Grained Entity
 Typing for Low-Resource Languages", ACL 2022; code: thunlp/CrossET).
 
-A (multilingual) BERT reads `[CLS] left [ENT] mention [ENT] right [SEP]`; the mention vector m is the final hidden
+A (multilingual) BERT reads `<cls> left [ENT] mention [ENT] right <sep>` (its tokenizer's start and end tokens,
+`[CLS]`/`[SEP]` for WordPiece, `<s>`/`</s>` for SentencePiece); the mention vector m is the final hidden
 state of the left marker; each type is a row t of a bias-free type matrix and P(t|x) = sigmoid(t·m), trained with
 BCE. Contrastive pretraining (`modeling_entity_typing.crossc.contrastive`) works on the same m. Where the paper and its
 unfinished prototype code disagree, the choice made is noted where it is made.

@@ -4,7 +4,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 
-# Reference split of chosen tokens (hldai/fivefine `utils/bertutils.py`): 80% [MASK], 2% random, 18% unchanged.
+# Reference split of chosen tokens (hldai/fivefine `utils/bertutils.py`): 80% mask token, 2% random, 18% unchanged.
 MASK_REPLACE_PROB = 0.8
 RANDOM_REPLACE_PROB = 0.02
 
@@ -17,8 +17,9 @@ def corrupt_for_mlm(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`(corrupted_ids, mlm_labels)` for the MLM term; the typing input and the MLM input are the same sequence.
 
-    Special tokens ([CLS], [SEP], [PAD], [UNK] and the template's typing [MASK]) are never chosen, so the typing slot
-    is never an MLM target and never altered. Labels are -100 where there is no target.
+    Special tokens (the tokenizer's start, end, padding and unknown tokens, e.g. `[CLS]`/`<s>`, and the template's
+    typing mask, `[MASK]`/`<mask>`) are never chosen, so the typing slot is never an MLM target and never altered.
+    Labels are -100 where there is no target.
     """
     collator = DataCollatorForLanguageModeling(
         tokenizer,

@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, BertForMaskedLM, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from ..data.mention_data import load_mentions
+from ..mention_encoding import tokenize_texts
 
 
 logger = logging.getLogger(__name__)
@@ -84,15 +85,20 @@ def _encode_masked(
     Every chosen token is replaced by the mask token (not BERT's 80/10/10): the head is only ever read at a mask,
     the typing slot and the neighbor-word slots. `maskings=None` masks each sentence as often as it takes to reach
     about `TARGET_POSITIONS` targets (at most `MAX_MASKINGS` times): a small corpus is reused, a large one is not.
+
+    Sentences read as `<cls> text <sep>` (cut to `max_length`) with the tokenizer's own start and end tokens, and
+    text that spells a special token stays text (`tokenize_texts`), so no sentence brings its own mask.
     """
-    encoded = tokenizer(
-        sentences, truncation=True, max_length=max_length, return_special_tokens_mask=True, split_special_tokens=True
-    )
+    body = max_length - 2
+    input_ids = [
+        [tokenizer.cls_token_id, *ids[:body], tokenizer.sep_token_id] for ids in tokenize_texts(tokenizer, sentences)
+    ]
+    special_masks = [[1, *[0] * (len(ids) - 2), 1] for ids in input_ids]
     if maskings is None:
-        expected = probability * sum(len(flags) - sum(flags) for flags in encoded["special_tokens_mask"])
+        expected = probability * sum(len(flags) - sum(flags) for flags in special_masks)
         maskings = min(MAX_MASKINGS, max(1, math.ceil(TARGET_POSITIONS / max(expected, 1.0))))
     rows = []
-    for ids, special in zip(encoded["input_ids"], encoded["special_tokens_mask"]):
+    for ids, special in zip(input_ids, special_masks):
         for _ in range(maskings):
             positions = _mask_positions(ids, special, probability, generator)
             if positions:
@@ -161,6 +167,10 @@ def fit_mlm_head(
         raise ValueError(f"`heldout_fraction` must be in (0, 1), got {heldout_fraction}.")
     if tokenizer.mask_token_id is None:
         raise ValueError("The tokenizer has no mask token; an MLM head needs one.")
+    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+        raise ValueError(
+            "The tokenizer has no start or end token (`cls_token`, `sep_token`); the templates need both."
+        )
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(sentences), generator=generator).tolist()
     num_heldout = max(1, round(heldout_fraction * len(sentences)))

@@ -1,7 +1,9 @@
-"""FiveFine's prompt template: `[CLS] left [ mention ] (Type: [MASK]) right [SEP]` from text and a character span.
+"""FiveFine's prompt template: `<cls> left [ mention ] (Type: <mask>) right <sep>` from text and a character span.
 
-Left context, mention and right context are tokenised separately, as in the reference code
-(`dataloadutils.uf_example_to_qic_bert_token_id_seq`), so a span never has to align with word-piece boundaries.
+`<cls>`, `<mask>` and `<sep>` are the tokenizer's own tokens (`[CLS]`, `[MASK]`, `[SEP]` for BERT's WordPiece,
+`<s>`, `<mask>`, `</s>` for XLM-R's SentencePiece), always inserted by id. Left context, mention and right context are
+tokenised separately, as in the reference code (`dataloadutils.uf_example_to_qic_bert_token_id_seq`), so a span never
+has to align with word-piece boundaries.
 """
 
 from collections.abc import Sequence
@@ -10,7 +12,15 @@ from transformers import PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from ..configuration import FiveFineConfig
-from ..mention_encoding import EncodedMention, context_window, tokenize_pieces
+from ..configuration.configuration_fivefine import MASK_PLACEHOLDER
+from ..mention_encoding import (
+    EncodedMention,
+    context_window,
+    neighbor_ids,
+    tokenize_pieces,
+    tokenize_texts,
+    word_start_piece_id,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -25,6 +35,11 @@ class PromptTemplateEncoder:
     cuts the right context first; an even window suits long documents better and is identical when nothing is cut).
     Only when the mention alone does not fit are both contexts dropped and the mention's tail cut.
 
+    The mask slot is inserted by id between the prompt's text before and after `{mask}`, so it needs no spelling and
+    no particular whitespace handling of the mask token (a SentencePiece tokenizer would otherwise read
+    `"Type: <mask>"` as `Type : ▁ <mask>`). Template text the tokenizer cannot read (e.g. `[` in a vocabulary
+    without it) is logged once: it then reads as the unknown token.
+
     ```python
     >>> encoder = PromptTemplateEncoder(tokenizer, config)
     >>> encoded = encoder.encode("Mark Twain wrote novels.", 0, 10)
@@ -36,23 +51,38 @@ class PromptTemplateEncoder:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, config: FiveFineConfig):
         for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id"):
             if getattr(tokenizer, name) is None:
-                raise ValueError(f"The tokenizer has no `{name[:-3]}`; FiveFine needs a BERT-style tokenizer.")
+                raise ValueError(
+                    f"The tokenizer has no `{name[:-3]}`; FiveFine needs start, end, mask and padding tokens "
+                    "(`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]` in BERT's vocabulary, `<s>`, `</s>`, `<mask>`, `<pad>` in "
+                    "XLM-R's)."
+                )
         self.tokenizer = tokenizer
         self.max_length = config.max_seq_length
         self.cls_id = tokenizer.cls_token_id
         self.sep_id = tokenizer.sep_token_id
         self.mask_id = tokenizer.mask_token_id
-        self.open_ids = self._tokenize([config.mention_open])[0]
+        self.word_start_id = word_start_piece_id(tokenizer)
+        self.open_ids = tokenize_texts(tokenizer, [config.mention_open])[0]
         prompts = [config.type_prompt, config.left_word_prompt, config.right_word_prompt]
-        prompt_ids = tokenizer(
-            [prompt.replace("{mask}", tokenizer.mask_token) for prompt in prompts], add_special_tokens=False
-        )["input_ids"]
+        prompt_ids = [self._prompt_ids(prompt) for prompt in prompts]
         for prompt, ids in zip(prompts, prompt_ids):
             if ids.count(self.mask_id) != 1:
                 raise ValueError(
                     f"The prompt {prompt!r} must tokenise to exactly one mask token, got {ids.count(self.mask_id)} "
-                    f"with this tokenizer; check that {tokenizer.mask_token!r} is a special token."
+                    f"with this tokenizer; write the slot as {MASK_PLACEHOLDER!r} and do not spell "
+                    f"{tokenizer.mask_token!r} in the prompt's text."
                 )
+        unknown = [
+            text
+            for text, ids in zip([config.mention_open, *prompts], [self.open_ids, *prompt_ids])
+            if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids
+        ]
+        if unknown:
+            logger.warning_once(
+                f"This tokenizer reads part of the template text {unknown} as its unknown token "
+                f"{tokenizer.unk_token!r}; the model still works, but the text carries less meaning. Set "
+                "`mention_open` / `type_prompt` / `left_word_prompt` / `right_word_prompt` to text in its vocabulary."
+            )
         self.prompt_ids = dict(zip(PROMPTS, prompt_ids))
         # Word pieces left for mention + context under each prompt.
         self.budgets = {
@@ -63,8 +93,16 @@ class PromptTemplateEncoder:
                 f"`max_seq_length` ({self.max_length}) leaves no room for the mention after the template."
             )
 
-    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """Ids of `prompt` with the mask id at `{mask}`: the text before it (trailing whitespace dropped) and after it
+        are tokenised as the tokenizer reads text beside a special token, without the lone word-start piece a
+        SentencePiece tokenizer would give a part that continues the word before it. Special tokens spelled in the
+        prompt (configuration, not user text) are kept, so that the mask count can be checked."""
+        before, after = prompt.split(MASK_PLACEHOLDER, 1)
+        before_ids, after_ids = self.tokenizer([before.rstrip(), after], add_special_tokens=False)["input_ids"]
+        if after[:1].strip() and after_ids[:1] == [self.word_start_id]:
+            after_ids = after_ids[1:]
+        return [*before_ids, self.mask_id, *after_ids]
 
     def encode(self, text: str, start: int, end: int, prompt: str = "type") -> EncodedMention:
         """Template for the mention `text[start:end]`; `prompt` is `"type"`, or `"left"`/`"right"` for NWP."""
@@ -81,8 +119,7 @@ class PromptTemplateEncoder:
 
     def _assemble(self, left: list[int], mention: list[int], right: list[int], prompt: str) -> EncodedMention:
         prompt_ids, budget = self.prompt_ids[prompt], self.budgets[prompt]
-        left_neighbor = left[-1] if left else self.cls_id
-        right_neighbor = right[0] if right else self.sep_id
+        left_neighbor, right_neighbor = neighbor_ids(left, right, self.word_start_id, self.cls_id, self.sep_id)
         mention_truncated = len(mention) > budget
         if mention_truncated:
             logger.warning_once(
