@@ -177,11 +177,23 @@ def neighbor_ids(
     return left_id, next((token for token in right if token != word_start), right_edge)
 
 
+def require_special_tokens(tokenizer: PreTrainedTokenizerBase, family: str) -> None:
+    """Fail with the fix when `tokenizer` lacks a start, end, mask or padding token: every template needs all four."""
+    for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id"):
+        if getattr(tokenizer, name) is None:
+            raise ValueError(
+                f"The tokenizer has no `{name[:-3]}`; {family} needs start, end, mask and padding tokens "
+                "(`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]` in BERT's vocabulary, `<s>`, `</s>`, `<mask>`, `<pad>` in "
+                "XLM-R's)."
+            )
+
+
 __all__ = [
     "EncodedMention",
     "context_window",
     "mention_token_ids",
     "neighbor_ids",
+    "require_special_tokens",
     "split_pieces",
     "tokenize_pieces",
     "tokenize_texts",

@@ -12,7 +12,14 @@ from transformers import PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from ..configuration import CrossCConfig
-from ..mention_encoding import EncodedMention, context_window, neighbor_ids, tokenize_pieces, word_start_piece_id
+from ..mention_encoding import (
+    EncodedMention,
+    context_window,
+    neighbor_ids,
+    require_special_tokens,
+    tokenize_pieces,
+    word_start_piece_id,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -33,13 +40,7 @@ class MarkerTemplateEncoder:
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, config: CrossCConfig):
-        for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id"):
-            if getattr(tokenizer, name) is None:
-                raise ValueError(
-                    f"The tokenizer has no `{name[:-3]}`; Cross-C needs start, end, mask and padding tokens "
-                    "(`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]` in BERT's vocabulary, `<s>`, `</s>`, `<mask>`, `<pad>` in "
-                    "XLM-R's)."
-                )
+        require_special_tokens(tokenizer, "Cross-C")
         ent_id = tokenizer.convert_tokens_to_ids(config.ent_token)
         if config.ent_token_id is None or ent_id != config.ent_token_id:
             raise ValueError(

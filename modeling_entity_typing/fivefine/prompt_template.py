@@ -17,6 +17,7 @@ from ..mention_encoding import (
     EncodedMention,
     context_window,
     neighbor_ids,
+    require_special_tokens,
     tokenize_pieces,
     tokenize_texts,
     word_start_piece_id,
@@ -49,13 +50,7 @@ class PromptTemplateEncoder:
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, config: FiveFineConfig):
-        for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id"):
-            if getattr(tokenizer, name) is None:
-                raise ValueError(
-                    f"The tokenizer has no `{name[:-3]}`; FiveFine needs start, end, mask and padding tokens "
-                    "(`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]` in BERT's vocabulary, `<s>`, `</s>`, `<mask>`, `<pad>` in "
-                    "XLM-R's)."
-                )
+        require_special_tokens(tokenizer, "FiveFine")
         self.tokenizer = tokenizer
         self.max_length = config.max_seq_length
         self.cls_id = tokenizer.cls_token_id
