@@ -83,21 +83,29 @@ def test_version_is_exposed():
     assert modeling_entity_typing.__version__ == _setup_cfg()["metadata"]["version"]
 
 
-@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
-def test_non_editable_wheel_installs_and_maps_the_packages(tmp_path):
-    """`pip install .` path: build the wheel offline, install it to a fresh target, import from there."""
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory) -> Path:
+    """The package's wheel, built offline once for this module and installed into a fresh target folder."""
+    folder = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", folder, ROOT],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("modeling_entity_typing-*.whl")
-    target = tmp_path / "site"
+    (wheel,) = folder.glob("modeling_entity_typing-*.whl")
+    target = folder / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
         check=True,
         capture_output=True,
     )
+    return target
+
+
+@pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
+def test_non_editable_wheel_installs_and_maps_the_packages(installed_wheel, tmp_path):
+    """`pip install .` path: build the wheel offline, install it to a fresh target, import from there."""
+    target = installed_wheel
     script = (
         "import modeling_entity_typing.configuration as c, modeling_entity_typing.pipelines as p, sys\n"
         "print(c.__file__); print(p.__file__); print('configuration' in sys.modules)\n"
@@ -131,25 +139,14 @@ print(json.dumps({"package": package_file, "template": str(CARD_TEMPLATE), "find
 
 
 @pytest.mark.slow
-def test_installed_wheel_renders_a_model_card_without_a_checkout(tmp_path):
+def test_installed_wheel_renders_a_model_card_without_a_checkout(installed_wheel, tmp_path):
     """The card template is package data: a wheel installed away from the repository renders a card on its own."""
     import json
     import sysconfig
 
     from huggingface_hub import ModelCard
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, ROOT],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("modeling_entity_typing-*.whl")
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
-        check=True,
-        capture_output=True,
-    )
+    target = installed_wheel
     # -S: no site-packages .pth files, so the venv's editable finder (which maps the package to this checkout) is
     # not installed; the dependencies come from site-packages on PYTHONPATH, after the wheel's target
     site_packages = sysconfig.get_paths()["purelib"]
