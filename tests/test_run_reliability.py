@@ -76,6 +76,14 @@ def kill_at_training_forward(monkeypatch, number: int) -> None:
     monkeypatch.setattr(BertForPhraseTypeTyping, "forward", forward)
 
 
+def run_until_killed(main, run: list[str], step: int) -> None:
+    """`main(run)` until it dies during training step `step` (the kill stands in for `kill -9`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        kill_at_training_forward(patch, step)
+        with pytest.raises(Killed):
+            main(run)
+
+
 def checkpoint_names(output_dir: Path) -> list[str]:
     return sorted(path.name for path in (output_dir / "checkpoints").iterdir())
 
@@ -98,14 +106,11 @@ def straight_run(dropout_checkpoint, files, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------- item 4: exact resume
-def test_resume_after_a_kill_is_bit_identical(dropout_checkpoint, files, straight_run, tmp_path, monkeypatch):
+def test_resume_after_a_kill_is_bit_identical(dropout_checkpoint, files, straight_run, tmp_path):
     """Killed during step 5, past the step-3 checkpoint (mid-epoch), resumed with `latest`: bit-identical."""
     straight_dir, straight = straight_run
     run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "3")
-    with monkeypatch.context() as patch:
-        kill_at_training_forward(patch, 5)
-        with pytest.raises(Killed):
-            finetune_fet.main(run)
+    run_until_killed(finetune_fet.main, run, 5)
     reset_accelerate()
     resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
     assert resumed["history"] == straight["history"]
@@ -114,7 +119,7 @@ def test_resume_after_a_kill_is_bit_identical(dropout_checkpoint, files, straigh
     assert_same_weights(tmp_path, straight_dir)
 
 
-def test_pretrain_ufet_resume_is_bit_identical(dropout_checkpoint, tmp_path, monkeypatch):
+def test_pretrain_ufet_resume_is_bit_identical(dropout_checkpoint, tmp_path):
     """MLM corruption and the NWP side of each mention are random too, and collated one batch ahead of training."""
     rows = [(text, mention, [label.split("/")[-1] for label in labels]) for text, mention, labels in FET_ROWS]
     train = write_mentions(tmp_path / "train.jsonl", rows)
@@ -131,10 +136,7 @@ def test_pretrain_ufet_resume_is_bit_identical(dropout_checkpoint, tmp_path, mon
     straight = pretrain_ufet.main(args(tmp_path / "straight"))
     reset_accelerate()
     run = args(tmp_path / "run", "--checkpointing_steps", "3")
-    with monkeypatch.context() as patch:
-        kill_at_training_forward(patch, 5)
-        with pytest.raises(Killed):
-            pretrain_ufet.main(run)
+    run_until_killed(pretrain_ufet.main, run, 5)
     reset_accelerate()
     resumed = pretrain_ufet.main([*run, "--resume_from_checkpoint", "latest"])
     assert resumed["history"] == straight["history"]
@@ -147,10 +149,7 @@ def checkpointed_run(dropout_checkpoint, files, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("checkpointed")
     run = fet_args(dropout_checkpoint, files, output_dir, "--checkpointing_steps", "2")
     reset_accelerate()
-    with pytest.MonkeyPatch.context() as patch:
-        kill_at_training_forward(patch, 6)
-        with pytest.raises(Killed):
-            finetune_fet.main(run)
+    run_until_killed(finetune_fet.main, run, 6)
     reset_accelerate()
     return output_dir, run
 
@@ -248,12 +247,9 @@ def test_kill_during_a_checkpoint_save_leaves_the_earlier_one_to_resume(
     assert checkpoint_names(tmp_path) == ["checkpoint_2", "checkpoint_8"]  # limit 2: the resumed one is kept
 
 
-def test_rotation_never_deletes_the_checkpoint_being_resumed(dropout_checkpoint, files, tmp_path, monkeypatch):
+def test_rotation_never_deletes_the_checkpoint_being_resumed(dropout_checkpoint, files, tmp_path):
     run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2", "--checkpoints_total_limit", "1")
-    with monkeypatch.context() as patch:
-        kill_at_training_forward(patch, 3)
-        with pytest.raises(Killed):
-            finetune_fet.main(run)
+    run_until_killed(finetune_fet.main, run, 3)
     assert checkpoint_names(tmp_path) == ["checkpoint_2"]
     reset_accelerate()
     finetune_fet.main([*run, "--resume_from_checkpoint", str(tmp_path / "checkpoints" / "checkpoint_2")])
