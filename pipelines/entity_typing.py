@@ -391,4 +391,4 @@ class EntityTypingPipeline(Pipeline):
         return {**meta, "labels": predicted}
 
 
-__all__ = ["EntityTypingInputError", "EntityTypingPipeline", "check_options", "check_text", "resolve_span"]
+__all__ = ["EntityTypingInputError", "EntityTypingPipeline", "check_options"]
