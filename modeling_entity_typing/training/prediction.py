@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
 
-from ..decision import DECISION_RULES, decide
+from ..decision import check_rule_options, decide
 from .features import INDEX_KEY, TRAINING_ONLY_KEYS
 
 
@@ -39,8 +39,7 @@ def predict_labels(
     threshold: float = 0.5,
 ) -> list[list[str]]:
     """Predicted labels for every row of a prepared dataloader, gathered from all processes, in dataset order."""
-    if decision not in DECISION_RULES:
-        raise ValueError(f"`decision` must be one of {DECISION_RULES}, got {decision!r}.")
+    check_rule_options(None, None, decision)  # before the predictions, not after
     probabilities = predict_probabilities(model, dataloader, accelerator)
     return [[item["label"] for item in decide(row, labels, decision, threshold)] for row in probabilities]
 
