@@ -34,8 +34,8 @@ from modeling_entity_typing import BertForPhraseTypeTyping, corrupt_for_mlm
 from modeling_entity_typing.data.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide
 from modeling_entity_typing.evaluation.scoring import tune_threshold, typing_scores
+from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.training import (
-    NWP_KEYS,
     DataCollatorForEntityTyping,
     TrainingArguments,
     build_optimizer,
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     encoder = model.get_mention_encoder(tokenizer)
     label2id = model.config.label2id
     use_nwp = args.nwp_loss_weight > 0
+    # FiveFine's neighbor-word prompts, featurised beside the typing input and collated into the NWP inputs.
+    neighbor_words = NeighborWordInputs(encoder) if use_nwp else None
     featurize_options = {"encoder": encoder, "label2id": label2id}
 
     # ---- training data: in memory (restricted to the vocabulary, with a report) or streamed (counted on the fly)
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
                 featurize_mentions,
                 batched=True,
                 with_indices=True,
-                fn_kwargs={**featurize_options, "neighbor_words": use_nwp},
+                fn_kwargs={**featurize_options, "extension": neighbor_words},
                 remove_columns=["id", "text", "start", "end", "labels", "extra_labels"],
             )
             .shuffle(seed=train_args.seed, buffer_size=args.shuffle_buffer_size)
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         num_train = "streamed"
     else:
         raw_train, skipped = restrict_to_labels(load_mentions(train_files, args.data_format), types, "train")
-        train_features = featurize_split(raw_train, accelerator, encoder, label2id, "train", neighbor_words=use_nwp)
+        train_features = featurize_split(raw_train, accelerator, encoder, label2id, "train", neighbor_words)
         num_train = len(train_features)
     dev = load_mentions(args.validation_file, args.data_format)
     if args.max_validation_samples:
@@ -205,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         original_label_weight=args.original_label_weight,
         extra_label_weight=args.extra_label_weight,
         seed=train_args.seed,
+        extension=neighbor_words,
     )
     eval_collator = DataCollatorForEntityTyping(tokenizer, len(label2id), pad_to_multiple_of=pad_multiple)
     train_dataloader = DataLoader(

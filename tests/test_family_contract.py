@@ -1,15 +1,22 @@
 """One suite for every model family: each member of the family contract (`modeling_entity_typing.contract`) behaves
 as the pipeline, training, prototypes and the exports rely on it to."""
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
+from accelerate import Accelerator
 from tiny import MENTIONS, TINY_LABELS, make_tiny_crossc_model, make_tiny_model, make_tiny_tokenizer
 from transformers import AutoModel, BertConfig, BertModel, pipeline
 
+import modeling_entity_typing
 from modeling_entity_typing import EncodedMention, EntityTypingModel, EntityTypingOutput, type_prototypes
 from modeling_entity_typing.contract import EntityTypingConfig, MentionEncoder
 from modeling_entity_typing.decision import DECISION_RULES
+from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.modeling_utils import EntityTypingPreTrainedModel
+from modeling_entity_typing.training import DataCollatorForEntityTyping, featurize_mentions, predict_probabilities
 
 
 FAMILIES = {"fivefine": make_tiny_model, "crossc": make_tiny_crossc_model}
@@ -149,3 +156,58 @@ def test_each_family_overrides_every_contract_method(family):
     assert (type(model).label_set_inputs is EntityTypingPreTrainedModel.label_set_inputs) == (
         not model.supports_candidate_labels
     )
+
+
+def _code_strings_and_imports(path: Path) -> tuple[list[str], list[str]]:
+    """String constants that are not docstrings, and the modules imported, of one source file."""
+    tree = ast.parse(path.read_text())
+    scopes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, scopes) and node.body and isinstance(node.body[0], ast.Expr)
+    }
+    strings = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+    imports = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    return strings, imports
+
+
+def test_shared_training_code_names_no_family_input():
+    """FiveFine's neighbor-word inputs reach the shared featuriser and collator through a `BatchExtension` only."""
+    training = Path(modeling_entity_typing.__file__).parent / "training"
+    for path in sorted(training.glob("*.py")):
+        strings, imports = _code_strings_and_imports(path)
+        assert not [s for s in strings if "nwp" in s.lower() or "neighbor" in s.lower()], path.name
+        assert not [m for m in imports if m.split(".")[-1] in ("fivefine", "crossc") or "fivefine" in m], path.name
+
+
+def test_neighbor_words_extension_adds_its_inputs_and_prediction_ignores_them():
+    tokenizer = make_tiny_tokenizer()
+    model = make_tiny_model(tokenizer).eval()
+    encoder = model.get_mention_encoder(tokenizer)
+    records = {
+        "text": [m[0] for m in MENTIONS],
+        "start": [m[1] for m in MENTIONS],
+        "end": [m[2] for m in MENTIONS],
+        "labels": [[TINY_LABELS[0]]] * len(MENTIONS),
+    }
+    label2id = model.config.label2id
+    extension = NeighborWordInputs(encoder)
+    columns = featurize_mentions(records, list(range(len(MENTIONS))), encoder, label2id, extension)
+    rows = [{key: values[row] for key, values in columns.items()} for row in range(len(MENTIONS))]
+    collate = DataCollatorForEntityTyping(tokenizer, len(label2id), seed=3, extension=extension)
+    batch = collate(rows)
+    assert set(NWP_KEYS) <= set(batch) and batch["nwp_labels"].shape == (len(MENTIONS),)
+    assert torch.equal(collate(rows)["nwp_input_ids"], batch["nwp_input_ids"])  # the side draw is the batch's own
+    plain = DataCollatorForEntityTyping(tokenizer, len(label2id))(rows)
+    assert not set(NWP_KEYS) & set(plain)
+    loader = Accelerator(cpu=True).prepare(torch.utils.data.DataLoader(rows, batch_size=2, collate_fn=collate))
+    with_nwp = predict_probabilities(model, loader, Accelerator(cpu=True))
+    loader = torch.utils.data.DataLoader(
+        rows, batch_size=2, collate_fn=DataCollatorForEntityTyping(tokenizer, len(label2id))
+    )
+    assert torch.allclose(with_nwp, predict_probabilities(model, loader, Accelerator(cpu=True)))

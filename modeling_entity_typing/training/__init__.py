@@ -2,7 +2,8 @@
 
 - `training_args`: `TrainingArguments`, `create_accelerator`, logging, and the checks that fail before any data is
   loaded (launcher, `--model_name_or_path`, `--output_dir`);
-- `features`: mention records -> templated features -> padded batches (`DataCollatorForEntityTyping`);
+- `features`: mention records -> templated features -> padded batches (`DataCollatorForEntityTyping`), and
+  `BatchExtension`, the hook through which a family adds training inputs of its own;
 - `optimization`: AdamW groups, the learning-rate schedule, freezing heads an objective leaves idle;
 - `training_loop`: `train_with_selection` (dev selection, early stopping, checkpoints), `summarize`, `save_final`;
 - `checkpoints`: `TrainingState`, atomic saves, checking, resolving (`latest`) and rotating checkpoints;
@@ -11,8 +12,8 @@
 
 from .checkpoints import CheckpointError, TrainingState, checkpoint_problem
 from .features import (
-    NWP_KEYS,
-    TRAINING_ONLY_KEYS,
+    INFERENCE_KEYS,
+    BatchExtension,
     DataCollatorForEntityTyping,
     featurize_mentions,
     featurize_split,
@@ -35,8 +36,8 @@ from .training_loop import save_final, summarize, train_with_selection
 
 
 __all__ = [
-    "NWP_KEYS",
-    "TRAINING_ONLY_KEYS",
+    "INFERENCE_KEYS",
+    "BatchExtension",
     "CheckpointError",
     "DataCollatorForEntityTyping",
     "TrainingArguments",

@@ -1,11 +1,13 @@
 """From mention records to model inputs: templating (`featurize_mentions` / `featurize_split`) and padding into
 batches (`DataCollatorForEntityTyping`). The batch keys this module produces are named here once, so the loop and
-the scripts never spell them out.
+the scripts never spell them out; a family's extra training inputs come in through a `BatchExtension`.
 """
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import datasets
 import torch
@@ -13,16 +15,36 @@ from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
 from ..contract import MentionEncoder
+from ..mention_encoding import EncodedMention
 
 
 logger = logging.getLogger(__name__)
 
-# Inputs of neighbor-word prediction (FiveFine's auxiliary objective), present when featurised with `neighbor_words`.
-NWP_KEYS = ("nwp_input_ids", "nwp_attention_mask", "nwp_mention_positions", "nwp_labels")
-# Keys the loss needs and prediction must not pass to the model.
-TRAINING_ONLY_KEYS = ("labels", "label_weights", *NWP_KEYS)
+# The model inputs of a typing forward: all that prediction passes on (labels, weights and extension inputs are
+# for the loss only).
+INFERENCE_KEYS = ("input_ids", "attention_mask", "mention_positions")
 # The dataset row of each batch row: collated so predictions can be gathered in order, popped before the forward.
 INDEX_KEY = "index"
+
+
+class BatchExtension(Protocol):
+    """A family's extra training inputs (e.g. FiveFine's neighbor-word prompts): columns added when mentions are
+    featurised, and model inputs (`keys`) built from them when a batch is collated."""
+
+    keys: tuple[str, ...]
+
+    def featurize(self, mentions: list[tuple[str, int, int]], encoded: list[EncodedMention]) -> dict[str, list]:
+        """Extra columns for a batch of `(text, start, end)` mentions, given their typing inputs."""
+        ...
+
+    def collate(
+        self,
+        features: list[dict],
+        pad: Callable[[list[list[int]]], dict[str, torch.Tensor]],
+        generator: torch.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """The `keys` inputs of one batch; `pad` pads id lists like the typing input; `generator` is per batch."""
+        ...
 
 
 def featurize_mentions(
@@ -30,13 +52,13 @@ def featurize_mentions(
     indices: list[int],
     encoder: MentionEncoder,
     label2id: dict[str, int],
-    neighbor_words: bool = False,
+    extension: BatchExtension | None = None,
 ) -> dict[str, list]:
-    """`datasets.map(batched=True, with_indices=True)` function: templated ids, mask position, label ids.
+    """`datasets.map(batched=True, with_indices=True)` function: templated ids, mask position, label ids, and the
+    `extension`'s columns when one is given.
 
     Labels outside `label2id` get no id (restrict the data first, see `mention_data.restrict_to_labels`, so that
-    they are counted). With `neighbor_words`, adds the `(Left: [MASK])` / `(Right: [MASK])` inputs of FiveFine's
-    neighbor-word prediction and their targets: the encoder must then take `prompt="left"` / `"right"`.
+    they are counted).
     """
     mentions = list(zip(batch["text"], batch["start"], batch["end"]))
     encoded = encoder.encode_batch(mentions)
@@ -51,12 +73,8 @@ def featurize_mentions(
         ]
         or [[] for _ in encoded],
     }
-    if neighbor_words:
-        for side in ("left", "right"):
-            side_encoded = encoder.encode_batch(mentions, prompt=side)
-            features[f"{side}_input_ids"] = [item.input_ids for item in side_encoded]
-            features[f"{side}_position"] = [item.mention_position for item in side_encoded]
-            features[f"{side}_target"] = [getattr(item, f"{side}_neighbor_id") for item in encoded]
+    if extension is not None:
+        features.update(extension.featurize(mentions, encoded))
     return features
 
 
@@ -66,7 +84,7 @@ def featurize_split(
     encoder: MentionEncoder,
     label2id: dict[str, int],
     name: str,
-    neighbor_words: bool = False,
+    extension: BatchExtension | None = None,
 ) -> datasets.Dataset:
     """`featurize_mentions` over a whole split, on the main process first (the others reuse its cache); logs how
     many inputs had to be cut to the template length."""
@@ -75,7 +93,7 @@ def featurize_split(
             featurize_mentions,
             batched=True,
             with_indices=True,
-            fn_kwargs={"encoder": encoder, "label2id": label2id, "neighbor_words": neighbor_words},
+            fn_kwargs={"encoder": encoder, "label2id": label2id, "extension": extension},
             remove_columns=dataset.column_names,
             desc=f"templating {name}",
         )
@@ -97,10 +115,10 @@ class DataCollatorForEntityTyping:
     """Pads featurised mentions into model inputs; builds multi-hot `labels` and, optionally, `label_weights`.
 
     With `original_label_weight` set (weak UFET training), original labels weigh that much, extra (prompt) labels
-    not already positive weigh `extra_label_weight`, negatives 1. NWP inputs (`NWP_KEYS`), when featurised, are
-    built for one side per mention chosen at random (the reference pools both sides and keeps one batch worth),
-    drawn from `seed` and the batch's row indices: the data loader collates a batch ahead of training, so the global
-    random state at that moment differs between an uninterrupted and a resumed run, while the batch itself does not.
+    not already positive weigh `extra_label_weight`, negatives 1. An `extension` (featurised with the same one) adds
+    its inputs; its random draws come from `seed` and the batch's row indices: the data loader collates a batch
+    ahead of training, so the global random state at that moment differs between an uninterrupted and a resumed
+    run, while the batch itself does not.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -109,6 +127,7 @@ class DataCollatorForEntityTyping:
     original_label_weight: float | None = None
     extra_label_weight: float = 1.0
     seed: int = 0
+    extension: BatchExtension | None = None
 
     def _pad(self, sequences: list[list[int]]) -> dict[str, torch.Tensor]:
         return self.tokenizer.pad(
@@ -136,29 +155,16 @@ class DataCollatorForEntityTyping:
         batch["labels"] = labels
         if weights is not None:
             batch["label_weights"] = weights
-        if "left_input_ids" in features[0]:
-            batch.update(self._neighbor_word_inputs(features))
+        if self.extension is not None:
+            generator = torch.Generator().manual_seed(step_seed(self.seed, *(f[INDEX_KEY] for f in features)))
+            batch.update(self.extension.collate(features, self._pad, generator))
         return batch
-
-    def _neighbor_word_inputs(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        """The `NWP_KEYS` inputs: each mention's left or right neighbor-word prompt, the side drawn per row."""
-        generator = torch.Generator().manual_seed(step_seed(self.seed, *(f[INDEX_KEY] for f in features)))
-        picks = torch.randint(0, 2, (len(features),), generator=generator).tolist()
-        sides = ["left" if pick else "right" for pick in picks]
-        padded = self._pad([feature[f"{side}_input_ids"] for feature, side in zip(features, sides)])
-        values = (
-            padded["input_ids"],
-            padded["attention_mask"],
-            torch.tensor([feature[f"{side}_position"] for feature, side in zip(features, sides)]),
-            torch.tensor([feature[f"{side}_target"] for feature, side in zip(features, sides)]),
-        )
-        return dict(zip(NWP_KEYS, values))
 
 
 __all__ = [
     "INDEX_KEY",
-    "NWP_KEYS",
-    "TRAINING_ONLY_KEYS",
+    "INFERENCE_KEYS",
+    "BatchExtension",
     "DataCollatorForEntityTyping",
     "featurize_mentions",
     "featurize_split",

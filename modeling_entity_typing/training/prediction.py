@@ -11,7 +11,7 @@ from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
 
 from ..decision import check_rule_options, decide
-from .features import INDEX_KEY, TRAINING_ONLY_KEYS
+from .features import INDEX_KEY, INFERENCE_KEYS
 
 
 @torch.no_grad()
@@ -21,10 +21,9 @@ def predict_probabilities(model: torch.nn.Module, dataloader: DataLoader, accele
     model.eval()
     rows: list[tuple[int, torch.Tensor]] = []
     for batch in dataloader:
-        index = batch.pop(INDEX_KEY)
-        for key in TRAINING_ONLY_KEYS:
-            batch.pop(key, None)
-        probabilities = model(**batch).logits.float().sigmoid().cpu()
+        index = batch[INDEX_KEY]
+        inputs = {key: batch[key] for key in INFERENCE_KEYS}
+        probabilities = model(**inputs).logits.float().sigmoid().cpu()
         rows.extend(zip(index.tolist(), probabilities))
     model.train(was_training)
     return torch.stack(gather_predictions(rows, accelerator))
