@@ -25,6 +25,7 @@ from .crossc import (
 from .data import MentionDataError, corrupt_for_mlm, load_mentions, sample_k_shot
 from .decision import decide, label_ancestors
 from .evaluation import load_typing_metric, typing_scores
+from .export.cpu_inference import CPU_MODES, optimize_for_cpu
 from .fivefine import BertForPhraseTypeTyping, PromptTemplateEncoder, label_phrases_for, read_label_phrases
 from .label_sets import LabelSet, default_label_phrase
 from .mention_encoding import EncodedMention
@@ -42,6 +43,7 @@ AutoModel.register(CrossCConfig, MBertForContrastiveTyping, exist_ok=True)
 PIPELINE_REGISTRY.register_pipeline("entity-typing", pipeline_class=EntityTypingPipeline, pt_model=AutoModel)
 
 __all__ = [
+    "CPU_MODES",
     "BertForPhraseTypeTyping",
     "ContrastiveWeights",
     "CrossCConfig",
@@ -70,6 +72,7 @@ __all__ = [
     "load_typing_metric",
     "mine_positive_groups",
     "multi_positive_contrastive_loss",
+    "optimize_for_cpu",
     "read_label_phrases",
     "sample_k_shot",
     "translate_mentions",
