@@ -4,10 +4,16 @@ onnxruntime typer that takes the pipeline's inputs and returns its results.
 The exported graph is `logits = embed_mentions(input_ids, attention_mask, mention_positions) @ type_matrix.T`, so the
 label set is fixed at export time (call `model.set_label_set` first to export another one). Needs the `onnx` extra:
 `pip install "modeling-entity-typing[onnx]"` (onnx, onnxruntime and onnxscript, which torch's exporter uses).
+
+`quantize="int8"` stores onnxruntime's dynamic int8 quantization of the graph instead (int8 weights, activations
+quantized per call); its speed and quality cost are measured in BENCHMARKS.md, "Fast CPU inference (issue #15)".
+Batches are padded to their longest mention, never to `max_seq_length`: both axes of the inputs are dynamic.
 """
 
 import importlib.util
 import json
+import shutil
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +35,10 @@ logger = logging.get_logger(__name__)
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "onnx_export.json"
 INPUT_NAMES = ("input_ids", "attention_mask", "mention_positions")
+# onnxruntime dynamic quantization settings per `quantize=` value. MatMul weights only, one scale per output channel:
+# on the trained MiniLM FiveFine model this kept the fp32 top type for more mentions than the defaults (which also
+# quantize the embedding tables, one scale per tensor); BENCHMARKS.md has the numbers.
+QUANTIZATION = {"int8": {"weight_type": "QInt8", "per_channel": True, "op_types_to_quantize": ["MatMul"]}}
 # Two mentions of different lengths, so the traced example has padding and neither axis has size 0 or 1 (torch.export
 # would specialise such sizes to constants).
 _EXAMPLE_MENTIONS = [
@@ -70,8 +80,12 @@ class CachedTypeScorer(nn.Module):
 def pad_mentions(encoded: Sequence, tokenizer: PreTrainedTokenizerBase, return_tensors: str) -> dict[str, Any]:
     """Right-pad templated mentions (objects with `.input_ids`, `.mention_position`) into the exported inputs."""
     # Right padding whatever the tokenizer's default: mention positions count from the start of each row.
+    # Padded to the batch's longest mention, not to max_seq_length: the exported axes are dynamic.
     batch = tokenizer.pad(
-        [{"input_ids": e.input_ids} for e in encoded], padding_side="right", return_tensors=return_tensors
+        [{"input_ids": e.input_ids} for e in encoded],
+        padding="longest",
+        padding_side="right",
+        return_tensors=return_tensors,
     )
     positions = [e.mention_position for e in encoded]
     batch["mention_positions"] = torch.tensor(positions) if return_tensors == "pt" else np.array(positions)
@@ -85,14 +99,23 @@ def export_onnx(
     *,
     opset_version: int | None = None,
     with_mention_embeddings: bool = True,
+    quantize: str | None = None,
 ) -> Path:
     """Export `model` (its configured label set) to `output_dir/model.onnx` (+ `model.onnx.data`, the weights).
 
     Returns the folder, which also gets the tokenizer, the config and `onnx_export.json` (labels, decision rule,
-    input and output names): all `OnnxEntityTyper` needs. Batch and sequence axes are dynamic. The model is put in
-    eval mode.
+    input and output names, quantization): all `OnnxEntityTyper` needs. Batch and sequence axes are dynamic. The
+    model is put in eval mode. `quantize="int8"` writes onnxruntime's dynamic int8 graph as `model.onnx` instead
+    (one file, no `.data`).
     """
+    if quantize is not None and quantize not in QUANTIZATION:
+        raise ValueError(
+            f"Unknown quantize={quantize!r}; choose one of {sorted(QUANTIZATION)} (onnxruntime dynamic "
+            "quantization), or None for the fp32 graph."
+        )
     _require("onnxscript")
+    if quantize is not None:
+        _require("onnxruntime")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     scorer = CachedTypeScorer(model, with_mention_embeddings).eval()
@@ -134,12 +157,50 @@ def export_onnx(
         "outputs": output_names,
         "opset_version": next(o.version for o in program.model_proto.opset_import if o.domain == ""),
         "torch_version": torch.__version__,
+        "quantization": None,
     }
+    if quantize is not None:
+        metadata["quantization"] = quantize_onnx(output_dir / ONNX_FILE, quantize)
     (output_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
-    logger.info(f"Exported {len(labels)} types to {output_dir / ONNX_FILE}")
+    logger.info(f"Exported {len(labels)} types to {output_dir / ONNX_FILE}" + (f" ({quantize})" if quantize else ""))
     return output_dir
+
+
+def quantize_onnx(onnx_path: Path, mode: str) -> dict[str, Any]:
+    """Replace the fp32 graph at `onnx_path` (and its `.data` file) by its dynamic quantization; returns the settings.
+
+    onnxruntime's pre-processing runs first, as its quantizer recommends; its symbolic shape inference does not
+    complete on the dynamo export's graph, so that step is skipped (ONNX shape inference and graph optimisation
+    still run).
+    """
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    settings = QUANTIZATION[mode]
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True, save_as_external_data=True)
+        quantized = Path(scratch) / "quantized.onnx"
+        quantize_dynamic(
+            prepared,
+            quantized,
+            weight_type=QuantType[settings["weight_type"]],
+            per_channel=settings["per_channel"],
+            op_types_to_quantize=settings["op_types_to_quantize"],
+        )
+        external = onnx_path.with_name(onnx_path.name + ".data")
+        external.unlink(missing_ok=True)
+        shutil.move(quantized, onnx_path)
+    logger.info(f"Quantized to {mode} with onnxruntime {onnxruntime.__version__}: {settings}")
+    return {
+        "mode": mode,
+        "method": "onnxruntime.quantization.quantize_dynamic",
+        "onnxruntime_version": onnxruntime.__version__,
+        **settings,
+    }
 
 
 def export_pretrained(model_dir: str | Path, output_dir: str | Path, **export_kwargs) -> Path:
@@ -166,11 +227,19 @@ class OnnxEntityTyper:
      'mention_truncated': False}
     ```
 
-    The label set is the one exported (no `candidate_labels`). `num_threads` sets onnxruntime's intra-op threads
-    (default: one per physical core).
+    The label set is the one exported (no `candidate_labels`), fp32 or quantized (`metadata["quantization"]`).
+    `num_threads` sets onnxruntime's intra-op threads (default: one per physical core); `session_options`, an
+    `onnxruntime.SessionOptions`, is the starting point for anything else (e.g. the config entry
+    `session.intra_op.allow_spinning` = "0" on a machine shared with other work).
     """
 
-    def __init__(self, export_dir: str | Path, num_threads: int | None = None, providers: Sequence[str] | None = None):
+    def __init__(
+        self,
+        export_dir: str | Path,
+        num_threads: int | None = None,
+        providers: Sequence[str] | None = None,
+        session_options: Any = None,
+    ):
         _require("onnxruntime")
         import onnxruntime
 
@@ -188,7 +257,9 @@ class OnnxEntityTyper:
         with torch.device("meta"):
             shell = AutoModel.from_config(AutoConfig.from_pretrained(export_dir))
         self.mention_encoder = shell.get_mention_encoder(self.tokenizer)
-        options = onnxruntime.SessionOptions()
+        options = session_options if session_options is not None else onnxruntime.SessionOptions()
+        if not isinstance(options, onnxruntime.SessionOptions):
+            raise TypeError(f"`session_options` must be an onnxruntime.SessionOptions, got {type(options).__name__}.")
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
         self.session = onnxruntime.InferenceSession(
@@ -253,4 +324,12 @@ class OnnxEntityTyper:
         return results[0] if single else results
 
 
-__all__ = ["CachedTypeScorer", "OnnxEntityTyper", "export_onnx", "export_pretrained", "pad_mentions"]
+__all__ = [
+    "QUANTIZATION",
+    "CachedTypeScorer",
+    "OnnxEntityTyper",
+    "export_onnx",
+    "export_pretrained",
+    "pad_mentions",
+    "quantize_onnx",
+]
