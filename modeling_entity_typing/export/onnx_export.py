@@ -36,8 +36,9 @@ ONNX_FILE = "model.onnx"
 METADATA_FILE = "onnx_export.json"
 INPUT_NAMES = ("input_ids", "attention_mask", "mention_positions")
 # onnxruntime dynamic quantization settings per `quantize=` value. MatMul weights only, one scale per output channel:
-# on the trained MiniLM FiveFine model this kept the fp32 top type for more mentions than the defaults (which also
-# quantize the embedding tables, one scale per tensor); BENCHMARKS.md has the numbers.
+# on 512 OntoNotes test mentions of the trained MiniLM FiveFine model (a one-off comparison, not in the benchmark
+# script) this kept the fp32 top type more often than the defaults (which also quantize the embedding tables, one
+# scale per tensor). BENCHMARKS.md, "Fast CPU inference", measures these settings.
 QUANTIZATION = {"int8": {"weight_type": "QInt8", "per_channel": True, "op_types_to_quantize": ["MatMul"]}}
 # Two mentions of different lengths, so the traced example has padding and neither axis has size 0 or 1 (torch.export
 # would specialise such sizes to constants).
