@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo app test test-slow lint bench bench-train bench-quality bench-crossc bench-crosslingual clean
+.PHONY: install demo app test test-slow lint bench bench-train bench-quality bench-crossc bench-crosslingual bench-fast clean
 
 # torch is installed first and pinned: a bare `torch` requirement on a machine without it pulls GBs of CUDA wheels.
 $(STAMP): setup.cfg pyproject.toml
@@ -46,6 +46,11 @@ bench: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/bench_model_forward.py --output benchmarks/results/model_forward.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_pipeline.py --output benchmarks/results/pipeline.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_onnx.py --output benchmarks/results/onnx.json
+
+# Fast CPU inference (BENCHMARKS.md, issue #15): ~10 min on 2 cores; needs the split-0 model of `make bench-quality`.
+bench-fast: $(STAMP)
+	mkdir -p benchmarks/results
+	$(OFFLINE) $(BIN)/python benchmarks/bench_fast_cpu.py --output benchmarks/results/fast_cpu.json
 
 UFET := ../shared/data/ufet
 bench-train: $(STAMP)
