@@ -7,6 +7,7 @@ templated ids to each featurised mention, and builds one side per mention into t
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -24,7 +25,7 @@ class NeighborWordInputs:
     """FiveFine's NWP batch extension, built from the same prompt template encoder as the typing input."""
 
     encoder: PromptTemplateEncoder
-    keys: tuple[str, ...] = NWP_KEYS
+    keys: ClassVar[tuple[str, ...]] = NWP_KEYS  # the model's argument names: not a per-instance choice
 
     def featurize(self, mentions: list[tuple[str, int, int]], encoded: list[EncodedMention]) -> dict[str, list]:
         """Per mention and side: the side prompt's ids, its mask position, and the neighbor word's id as target."""
