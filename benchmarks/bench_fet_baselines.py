@@ -9,12 +9,12 @@ as `bench_fet_fewshot.py`: argmax type plus its ancestors; strict accuracy, loos
 * `zero_shot_mlm`: no labelled example. FiveFine's template read by the encoder with a fitted MLM head; a type's
   score is the mean log-probability of its phrase's word pieces at the typing mask.
 * `zero_shot_fivefine`: no labelled example. The package's own zero-shot path: a FiveFine model never fine-tuned on
-  these labels (built from that encoder, or a FiveFine checkpoint such as the UFET model), typing through
-  `pipeline(..., candidate_labels=...)`.
+  these labels (built from that encoder in `--type_space`, or a FiveFine checkpoint such as the UFET model), typing
+  through `pipeline(..., candidate_labels=...)`.
 
     python benchmarks/bench_fet_baselines.py --method prototype --output benchmarks/results/onto_prototype.json
-    python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine --encoder outputs/bench/minilm-mlm \\
-        --output benchmarks/results/onto_zero_shot_fivefine.json
+    python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine --type_space encoder \\
+        --output benchmarks/results/onto_zero_shot_fivefine_encoder.json
 """
 
 import argparse
@@ -156,6 +156,13 @@ def main() -> None:
     parser.add_argument("--encoder", default=None, help="BERT encoder (zero-shot: one with a fitted MLM head).")
     parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--seed", type=int, default=7771)
+    parser.add_argument(
+        "--type_space",
+        choices=["mlm", "encoder"],
+        default="mlm",
+        help="FiveFine methods from a plain encoder: the paper's MLM type space or the encoder's own (ignored for a "
+        "FiveFine checkpoint, which keeps its own).",
+    )
     parser.add_argument("--eval_on", choices=["test", "dev"], default="test", help="dev: each split's dev file.")
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--output", type=Path, required=True)
@@ -180,7 +187,9 @@ def main() -> None:
             model, tokenizer = AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path)
             model.set_label_set(phrases, tokenizer)
         else:
-            model, tokenizer = BertForPhraseTypeTyping.from_encoder(encoder_path, phrases, nwp_loss_weight=0.0)
+            model, tokenizer = BertForPhraseTypeTyping.from_encoder(
+                encoder_path, phrases, nwp_loss_weight=0.0, type_space=args.type_space
+            )
         model.eval()
 
         def embed(records):
@@ -235,6 +244,7 @@ def main() -> None:
         {
             "method": args.method,
             "encoder": str(encoder_path),
+            "type_space": model.config.type_space if args.method not in ("prototype", "logreg") else None,
             "eval_on": args.eval_on,
             "aggregate": aggregate,
             "runs": runs,

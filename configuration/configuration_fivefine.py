@@ -21,6 +21,7 @@ from .configuration_entity_typing import (
 
 
 MASK_PLACEHOLDER = "{mask}"
+TYPE_SPACE_NAMES = ("mlm", "encoder")  # see `type_space` below
 
 
 def label_phrase_checksum(phrase: str, token_ids: Sequence[int]) -> str:
@@ -74,6 +75,17 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             Probability from which a label is predicted under the `"threshold"` rule.
         mask_token_id (`int`, *optional*):
             The tokenizer's mask id, recorded by `from_encoder`, so `forward` finds the typing slot by itself.
+        type_space (`str`, *optional*, defaults to `"mlm"`):
+            Where mention and types meet. `"mlm"` (the paper): the MLM head's transform at the typing mask against
+            phrases embedded with the MLM output weights and pooled by attention. `"encoder"`: the mean of the
+            mention's final hidden states in the template against the mean of the encoder's final hidden states over
+            each phrase, scored `scale * cos + bias`; for sentence-embedding encoders, whose mask slot knows little
+            and which ship no MLM head (measured in BENCHMARKS.md).
+        mention_open_ids, pieces_before_slot, phrase_boundary_ids (*optional*):
+            The template's open marker ids, the number of prompt pieces before the typing slot and the tokenizer's
+            `[cls, sep]` ids, recorded from the tokenizer by `get_mention_encoder` when `type_space="encoder"`, so
+            that `forward` finds the mention's pieces and encodes phrases as the tokenizer would; not meant to be
+            edited by hand.
 
     Float fields accept ints (`threshold=1`, `mlm_loss_weight=0`), stored as floats; `nan` and `inf` are rejected.
 
@@ -103,6 +115,10 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
     decision: DecisionRule = "threshold"
     threshold: float | int = 0.5
     mask_token_id: int | None = None
+    type_space: str = "mlm"
+    mention_open_ids: list[int] | None = None
+    pieces_before_slot: int | None = None
+    phrase_boundary_ids: list[int] | None = None
 
     float_fields = (
         "type_attention_dropout",
@@ -124,6 +140,10 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
                 f"`type_attention_heads` must be a positive divisor of `hidden_size` ({self.hidden_size}), "
                 f"got {self.type_attention_heads}."
             )
+
+    def validate_type_space(self):
+        if self.type_space not in TYPE_SPACE_NAMES:
+            raise ValueError(f"`type_space` must be one of {TYPE_SPACE_NAMES}, got {self.type_space!r}.")
 
     def validate_finite_numbers(self):
         check_finite(self, self.float_fields)

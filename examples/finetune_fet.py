@@ -130,6 +130,12 @@ class FineTuneArguments:
     max_seq_length: int | None = field(default=None, metadata={"help": "Template length in word pieces."})
     decision: str = field(default="argmax_with_ancestors", metadata={"help": "Decision rule for dev and test."})
     show_examples: bool = field(default=False, metadata={"help": "Print the pipeline's output on new sentences."})
+    type_space: str = field(
+        default="encoder",
+        metadata={"help": "From a plain encoder: where FiveFine compares mention and type phrase, 'encoder' "
+                  "(mean-pooled outputs, for sentence encoders such as the default MiniLM) or 'mlm' (the paper's MLM "
+                  "head; its recipe: --learning_rate 2e-4 --head_learning_rate None)."},
+    )  # fmt: skip
     fit_mlm_head: str = field(
         default="auto",
         metadata={
@@ -161,6 +167,8 @@ class FineTuneArguments:
             raise ValueError(f"--threshold is a probability in [0, 1], got {self.threshold}.")
         if self.restrict_eval_labels and not self.labels_file:
             raise ValueError("--restrict_eval_labels needs --labels_file (the label set to restrict to).")
+        if self.type_space not in ("encoder", "mlm"):
+            raise ValueError(f"--type_space must be 'encoder' or 'mlm', got {self.type_space!r}.")
         if self.fit_mlm_head not in ("auto", "never"):
             raise ValueError(f"--fit_mlm_head must be 'auto' or 'never', got {self.fit_mlm_head!r}.")
         for path in self.mlm_head_texts or []:
@@ -183,12 +191,14 @@ class FineTuneArguments:
 def parse_args(argv: list[str] | None = None) -> tuple[FineTuneArguments, TrainingArguments]:
     parser = HfArgumentParser((FineTuneArguments, TrainingArguments))
     # The recipe chosen on OntoNotes 5-shot dev data (BENCHMARKS.md, "Recipe experiments"): FiveFine's protocol
-    # (dev every 10 steps, min steps, patience) scaled to 2 CPU cores, finest-label targets, lr 2e-4 (3e-5 and a
-    # separate head rate scored lower on dev), and the starting model in the selection. The paper: batch 48,
+    # (dev every 10 steps, min steps, patience) scaled to 2 CPU cores, finest-label targets, the encoder type space
+    # at lr 5e-5 (2e-5 and 1e-4 scored lower on dev) with its score scale and bias at 1e-2, and the starting model
+    # in the selection. The paper's MLM type space scored best at lr 2e-4 without a head rate. The paper: batch 48,
     # lr 1e-5, >= 1000 steps, patience 500, from a model trained on 20M weak UFET mentions.
     parser.set_defaults(
         per_device_train_batch_size=16,
-        learning_rate=2e-4,
+        learning_rate=5e-5,
+        head_learning_rate=1e-2,
         max_steps=150,
         eval_steps=10,
         min_steps=80,
@@ -345,7 +355,7 @@ def label_phrases_of(labels: list[str], args: FineTuneArguments) -> dict[str, st
 def encoder_with_mlm_head(name: str, args: FineTuneArguments, accelerator) -> str:
     """FiveFine reads types at a mask through the MLM head: a plain encoder without one gets a fitted head first
     (built once on the main process, cached, reused by every later run with the same encoder and sentences)."""
-    if args.fit_mlm_head == "never" or args.model_family != "fivefine":
+    if args.fit_mlm_head == "never" or args.model_family != "fivefine" or args.type_space != "mlm":
         return name
     if AutoConfig.from_pretrained(name).model_type != "bert" or has_mlm_head(name):
         return name
@@ -367,7 +377,9 @@ def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelera
     elif args.model_family == "crossc":  # a plain encoder gains [ENT] markers and a fresh type matrix
         model, tokenizer = MBertForContrastiveTyping.from_encoder(name, label_phrases, **overrides)
     else:  # a plain encoder: no NWP head (fine-tuning does not use it)
-        model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, label_phrases, nwp_loss_weight=0.0, **overrides)
+        model, tokenizer = BertForPhraseTypeTyping.from_encoder(
+            name, label_phrases, nwp_loss_weight=0.0, type_space=args.type_space, **overrides
+        )
     if args.threshold is not None:
         model.config.threshold = args.threshold
     frozen = freeze_unused_heads(model)  # fine-tuning trains no auxiliary term (MLM, NWP)

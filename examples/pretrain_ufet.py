@@ -49,6 +49,7 @@ from modeling_entity_typing.training import (
     freeze_unused_heads,
     global_batch_size,
     predict_probabilities,
+    sample_type_columns,
     save_final,
     summarize,
     train_with_selection,
@@ -79,6 +80,16 @@ class UFETArguments:
     mlm_probability: float = field(default=0.1, metadata={"help": "Share of tokens chosen as MLM targets."})
     original_label_weight: float = field(default=5.0, metadata={"help": "BCE weight of original labels."})
     extra_label_weight: float = field(default=1.0, metadata={"help": "BCE weight of prompt labels (extra_labels)."})
+    type_space: str = field(
+        default="mlm",
+        metadata={"help": "From a plain encoder: 'mlm' (the paper: MLM head, attention-pooled phrases) or 'encoder' "
+                  "(mean-pooled encoder outputs, for sentence encoders such as MiniLM)."},
+    )  # fmt: skip
+    sampled_negative_types: int = field(
+        default=0,
+        metadata={"help": "Train each step against the batch's target types plus this many random others (0: all "
+                  "types). An approximation that 'encoder' type space needs to be affordable; evaluation uses all."},
+    )  # fmt: skip
     max_validation_samples: int | None = field(default=None, metadata={"help": "Score only the first N dev lines."})
     tune_threshold: bool = field(
         default=True,
@@ -93,6 +104,12 @@ class UFETArguments:
         for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}.")
+        if self.type_space not in ("mlm", "encoder"):
+            raise ValueError(f"--type_space must be 'mlm' or 'encoder', got {self.type_space!r}.")
+        if self.sampled_negative_types < 0:
+            raise ValueError(
+                f"--sampled_negative_types must be >= 0 (0: all types), got {self.sampled_negative_types}."
+            )
         if self.nwp_interval < 1:
             raise ValueError(f"--nwp_interval must be at least 1, got {self.nwp_interval}.")
         if not 0 < self.mlm_probability < 1:
@@ -142,7 +159,7 @@ def build_model(args: UFETArguments, types: list[str]):
         tokenizer = AutoTokenizer.from_pretrained(name)
         model.set_label_set(types, tokenizer)
     else:
-        model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, types, **overrides)
+        model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, types, type_space=args.type_space, **overrides)
     terms = {"mlm": args.mlm_loss_weight, "nwp": args.nwp_loss_weight}
     freeze_unused_heads(model, active_terms=[term for term, weight in terms.items() if weight > 0])
     return model, tokenizer
@@ -258,6 +275,11 @@ def main(argv: list[str] | None = None) -> dict:
         if args.mlm_loss_weight > 0:
             batch["input_ids"], batch["mlm_labels"] = corrupt_for_mlm(
                 batch["input_ids"], tokenizer, args.mlm_probability
+            )
+        if args.sampled_negative_types:
+            unwrapped = accelerator.unwrap_model(model)
+            batch = sample_type_columns(
+                batch, unwrapped.type_phrase_ids, unwrapped.type_phrase_mask, args.sampled_negative_types
             )
         return batch
 

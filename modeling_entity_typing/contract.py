@@ -96,11 +96,12 @@ class EntityTypingModel(Protocol):
         mention_positions: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mention vectors `(batch, hidden)`, the ones the types are scored against."""
+        """Mention vectors `(batch, dim)`, the ones the types are scored against (`dim` is the hidden size, or one
+        more where a family carries a score bias as a last coordinate)."""
         ...
 
     def type_embeddings(self) -> torch.Tensor:
-        """Type vectors `(num_types, hidden)` of the configured label set."""
+        """Type vectors `(num_types, dim)` of the configured label set."""
         ...
 
     def __call__(self, input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> EntityTypingOutput:

@@ -88,8 +88,11 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         """Where each row's mention vector is read when the caller gives no `mention_positions`."""
         raise self._not_implemented("default_mention_positions")
 
-    def mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
-        """The family's mention vectors from the encoder's last hidden states at `mention_positions`."""
+    def mention_vectors(
+        self, sequence_output: torch.Tensor, mention_positions: torch.Tensor, input_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """The family's mention vectors from the encoder's last hidden states at `mention_positions` (`input_ids`
+        for a family that pools over the mention's own pieces)."""
         raise self._not_implemented("mention_vectors")
 
     def encode_mentions(
@@ -111,7 +114,7 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         )
         if mention_positions is None:
             mention_positions = self.default_mention_positions(input_ids)
-        vectors = self.mention_vectors(outputs.last_hidden_state, mention_positions)
+        vectors = self.mention_vectors(outputs.last_hidden_state, mention_positions, input_ids)
         return EncodedMentions(outputs, mention_positions, vectors)
 
     def type_embeddings(self) -> torch.Tensor:

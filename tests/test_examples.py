@@ -315,13 +315,43 @@ def test_pretrain_on_two_processes(tiny_checkpoint, tmp_path):
 
 def test_recipe_defaults_are_what_help_says(capsys):
     # The recipe chosen on OntoNotes dev data (BENCHMARKS.md, "Recipe experiments") is the script's default.
-    recipe = {"learning_rate": 2e-4, "per_device_train_batch_size": 16, "max_steps": 150, "eval_steps": 10,
-              "min_steps": 80, "patience": 40, "eval_at_start": True}  # fmt: skip
+    recipe = {"learning_rate": 5e-5, "head_learning_rate": 1e-2, "per_device_train_batch_size": 16,
+              "max_steps": 150, "eval_steps": 10, "min_steps": 80, "patience": 40, "eval_at_start": True}  # fmt: skip
     args, train_args = finetune_fet.parse_args(["--output_dir", "unused"])
     assert {name: getattr(train_args, name) for name in recipe} == recipe
-    assert args.single_path_train is True and args.fit_mlm_head == "auto" and train_args.head_learning_rate is None
+    assert args.single_path_train is True and args.type_space == "encoder" and args.fit_mlm_head == "auto"
     with pytest.raises(SystemExit):
         finetune_fet.parse_args(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    for name, value in {**recipe, "single_path_train": True, "fit_mlm_head": "auto"}.items():
+    for name, value in {**recipe, "single_path_train": True, "type_space": "encoder", "fit_mlm_head": "auto"}.items():
         assert re.search(rf"--{name} .*?\(default: {re.escape(str(value))}\)", help_text), name
+
+
+def test_pretrain_ufet_in_encoder_space_with_sampled_negatives(tiny_tokenizer, tmp_path, monkeypatch):
+    """Encoder type space trains against the batch's targets plus sampled negatives and evaluates on all types."""
+    checkpoint = tmp_path / "encoder-space"
+    make_tiny_model(tiny_tokenizer, type_space="encoder").save_pretrained(checkpoint)
+    tiny_tokenizer.save_pretrained(checkpoint)
+    seen_types = []
+    original = pretrain_ufet.sample_type_columns
+
+    def spy(batch, ids, mask, num_negatives):
+        sampled = original(batch, ids, mask, num_negatives)
+        seen_types.append(len(sampled["type_phrase_ids"]))
+        return sampled
+
+    monkeypatch.setattr(pretrain_ufet, "sample_type_columns", spy)
+    rows = [(text, mention, [label.split("/")[-1] for label in labels]) for text, mention, labels in FET_ROWS]
+    train = write_mentions(tmp_path / "train.jsonl", rows)
+    types = tmp_path / "types.txt"
+    types.write_text("entity\nperson\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\ntime\nwriter\n")
+    summary = pretrain_ufet.main([
+        "--model_name_or_path", str(checkpoint), "--train_file", train, "--validation_file", train,
+        "--types_file", str(types), "--output_dir", str(tmp_path / "out"), "--per_device_train_batch_size", "4",
+        "--max_steps", "3", "--eval_steps", "3", "--mlm_loss_weight", "0", "--nwp_loss_weight", "0",
+        "--sampled_negative_types", "2", "--learning_rate", "1e-3",
+    ])  # fmt: skip
+    assert summary["steps"] == 3 and len(seen_types) == 3
+    assert all(count < 10 for count in seen_types)  # targets + 2 negatives, never the whole vocabulary
+    model = AutoModel.from_pretrained(tmp_path / "out")
+    assert model.config.type_space == "encoder" and model.config.num_labels == 10

@@ -19,7 +19,11 @@ from modeling_entity_typing.modeling_utils import EntityTypingPreTrainedModel
 from modeling_entity_typing.training import DataCollatorForEntityTyping, featurize_mentions, predict_probabilities
 
 
-FAMILIES = {"fivefine": make_tiny_model, "crossc": make_tiny_crossc_model}
+FAMILIES = {
+    "fivefine": make_tiny_model,
+    "fivefine-encoder-space": lambda tokenizer: make_tiny_model(tokenizer, type_space="encoder"),
+    "crossc": make_tiny_crossc_model,
+}
 NEW_LABELS = ["/location/city", "writer", "person"]  # one kept from TINY_LABELS, one new, one moved
 
 
@@ -28,6 +32,12 @@ def family(request):
     """`(model, tokenizer)` of a tiny random model of each family, in eval mode."""
     tokenizer = make_tiny_tokenizer()
     return FAMILIES[request.param](tokenizer).eval(), tokenizer
+
+
+def vector_size(model) -> int:
+    """The length of mention and type vectors: the hidden size, plus the score-bias coordinate in FiveFine's encoder
+    type space."""
+    return model.config.hidden_size + (getattr(model.config, "type_space", "mlm") == "encoder")
 
 
 def model_inputs(model, tokenizer, mentions=MENTIONS) -> dict[str, torch.Tensor]:
@@ -51,7 +61,7 @@ def test_label_set_in_and_out(family):
     assert model.config.label_list() == NEW_LABELS
     assert model.config.id2label == dict(enumerate(NEW_LABELS))
     assert model.config.label2id == {label: index for index, label in enumerate(NEW_LABELS)}
-    assert model.type_embeddings().shape == (len(NEW_LABELS), model.config.hidden_size)
+    assert model.type_embeddings().shape == (len(NEW_LABELS), vector_size(model))
     # a {label: phrase} mapping is a label set for every family
     model.set_label_set({"city": "city", "author": "writer"}, tokenizer)
     assert model.config.label_list() == ["city", "author"]
@@ -79,7 +89,7 @@ def test_scores_are_mention_vectors_times_type_vectors(family):
         types = model.type_embeddings()
     assert isinstance(output, EntityTypingOutput)
     assert output.logits.shape == (len(MENTIONS), len(TINY_LABELS))
-    assert mentions.shape == (len(MENTIONS), model.config.hidden_size)
+    assert mentions.shape == (len(MENTIONS), vector_size(model))
     torch.testing.assert_close(output.mention_embeddings, mentions)
     torch.testing.assert_close(output.logits, mentions @ types.T)
     # targets give a loss
@@ -134,7 +144,7 @@ def test_save_and_load_keep_the_label_set_and_scores(family, tmp_path):
 def test_prototypes_and_the_pipeline_use_only_the_contract(family):
     model, tokenizer = family
     prototypes = type_prototypes(model, tokenizer, {"city": [("Paris is a big city.", "Paris")]})
-    assert prototypes["city"].shape == (model.config.hidden_size,)
+    assert prototypes["city"].shape == (vector_size(model),)
     typer = pipeline("entity-typing", model=model, tokenizer=tokenizer)
     result = typer(MENTIONS[0][0], span=MENTIONS[0][1:], top_k=2)
     assert len(result["labels"]) == 2 and {item["label"] for item in result["labels"]} <= set(TINY_LABELS)

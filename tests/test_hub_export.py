@@ -178,6 +178,7 @@ def test_fivefine_code_set_follows_its_imports(exports):
         "modeling_outputs.py",
         "modeling_utils.py",
         "prompt_template.py",
+        "sentence_space.py",
         "mention_encoding.py",
         "mention_inputs.py",
         "contract.py",

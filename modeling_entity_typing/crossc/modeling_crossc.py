@@ -122,7 +122,9 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         return self.type_matrix.weight
 
     # -------------------------------------------------------------------------------------------------------- forward
-    def mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
+    def mention_vectors(
+        self, sequence_output: torch.Tensor, mention_positions: torch.Tensor, input_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The left marker's final hidden state (unit length under cosine scoring)."""
         vectors = gather_positions(sequence_output, mention_positions)
         return F.normalize(vectors, dim=-1) if self.config.scoring == "cosine" else vectors

@@ -30,6 +30,7 @@ from ..losses import multilabel_bce, token_cross_entropy
 from ..modeling_outputs import EntityTypingOutput
 from ..modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
 from .prompt_template import PromptTemplateEncoder
+from .sentence_space import CosineTypeScorer, masked_mean, mention_span_mask
 
 
 logger = logging.get_logger(__name__)
@@ -121,7 +122,7 @@ class TypePhraseEncoder(nn.Module):
         return self._project(pooled.index_add(0, type_index, contributions))
 
 
-def _report_loading(name_or_path, loading_info: dict) -> None:
+def _report_loading(name_or_path, loading_info: dict, type_space: str) -> None:
     """Log which parts of a FiveFine model came from an encoder checkpoint and which start fresh."""
     missing = set(loading_info["missing_keys"])
     missing_encoder = sorted(key for key in missing if key.startswith("bert."))
@@ -129,12 +130,16 @@ def _report_loading(name_or_path, loading_info: dict) -> None:
         logger.warning(
             f"{name_or_path} lacks {len(missing_encoder)} encoder weights, initialised randomly: {missing_encoder}"
         )
-    if any(key.startswith("cls.predictions.transform") for key in missing):
+    no_mlm_head = any(key.startswith("cls.predictions.transform") for key in missing)
+    if no_mlm_head and type_space == "encoder":
+        logger.info(f"{name_or_path} has no MLM head; `type_space='encoder'` types without one.")
+    elif no_mlm_head:
         logger.warning(
             f"{name_or_path} has no MLM head: the head (whose transform gives FiveFine's mention vector) starts "
             "from random weights and needs training."
         )
-    fresh = sorted({key.split(".")[0] for key in missing if key.startswith(("type_encoder.", "nwp_head."))})
+    new_modules = ("type_encoder.", "type_scorer.", "nwp_head.")
+    fresh = sorted({key.split(".")[0] for key in missing if key.startswith(new_modules)})
     logger.info(
         f"Loaded the encoder from {name_or_path}; new modules: {fresh}; ignored: {loading_info['unexpected_keys']}"
     )
@@ -160,7 +165,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
     """
 
     config: FiveFineConfig
-    head_parameter_prefixes = ("type_encoder.",)
+    head_parameter_prefixes = ("type_encoder.",)  # `("type_scorer.",)` under `type_space="encoder"`
     # The MLM output bias trains only under the MLM term (the decoder weight is the tied word embedding).
     auxiliary_parameter_prefixes = MappingProxyType(
         {"mlm": ("cls.predictions.bias", "cls.predictions.decoder.bias"), "nwp": ("nwp_head.",)}
@@ -175,7 +180,12 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
-        self.type_encoder = TypePhraseEncoder(config)
+        # `type_space="mlm"` (the paper) pools phrases with attention; `"encoder"` encodes them with the encoder.
+        encoder_space = config.type_space == "encoder"
+        self.type_encoder = None if encoder_space else TypePhraseEncoder(config)
+        self.type_scorer = CosineTypeScorer() if encoder_space else None
+        if encoder_space:
+            self.head_parameter_prefixes = ("type_scorer.",)
         # The paper's "new MLM classification head": untied, initialised from the MLM head by `from_encoder`.
         self.nwp_head = BertOnlyMLMHead(config) if config.nwp_loss_weight > 0 else None
         self._type_cache: OrderedDict = OrderedDict()
@@ -208,6 +218,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             # attention's q.k / sqrt(d), scores start near unit size; the ranking of types is unchanged.
             init.constant_(module.layer_norm.weight, 1 / math.sqrt(module.layer_norm.weight.size(0)))
             init.zeros_(module.layer_norm.bias)
+        elif isinstance(module, CosineTypeScorer):
+            init.constant_(module.log_scale, math.log(module.initial_scale))
+            init.constant_(module.bias, module.initial_bias)
         elif isinstance(module, BertForPhraseTypeTyping):
             # `from_pretrained` builds on the meta device: non-persistent buffers must be filled here.
             ids, mask = module._label_set_tensors()
@@ -265,6 +278,8 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         ]
         if self.config.mask_token_id is None:
             self.config.mask_token_id = tokenizer.mask_token_id
+        if self.config.type_space == "encoder":
+            self._record_template_ids(PromptTemplateEncoder(tokenizer, self.config))
         self._load_label_set_buffers()
         return label_set
 
@@ -285,16 +300,64 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> PromptTemplateEncoder:
         """The encoder that turns (text, character span) into this model's templated input."""
-        return PromptTemplateEncoder(tokenizer, self.config)
+        encoder = PromptTemplateEncoder(tokenizer, self.config)
+        self._record_template_ids(encoder)
+        return encoder
+
+    def _record_template_ids(self, encoder: PromptTemplateEncoder) -> None:
+        """Under `type_space="encoder"`: record (first time) or check the template ids `forward` needs to find the
+        mention's pieces and to encode phrases, so a tokenizer other than the model's own fails here rather than
+        pooling the wrong span."""
+        if self.config.type_space == "encoder":
+            fields = ("mention_open_ids", "pieces_before_slot", "phrase_boundary_ids")
+            found = (
+                list(encoder.open_ids),
+                encoder.prompt_ids["type"].index(encoder.mask_id),
+                [encoder.cls_id, encoder.sep_id],
+            )
+            recorded = tuple(getattr(self.config, name) for name in fields)
+            if recorded == (None, None, None):
+                for name, value in zip(fields, found):
+                    setattr(self.config, name, value)
+            elif recorded != found:
+                raise ValueError(
+                    f"This tokenizer gives the template ids {dict(zip(fields, found))}; the model was set up with "
+                    f"{dict(zip(fields, recorded))}. Use the tokenizer saved with the model."
+                )
 
     # ------------------------------------------------------------------------------------------------- type vectors
     def encode_types(self, type_phrase_ids: torch.Tensor, type_phrase_mask: torch.Tensor) -> torch.Tensor:
-        """Type vectors `(num_types, hidden)`: phrase tokens embedded with the tied MLM output weights, then pooled."""
+        """Type vectors: phrase tokens embedded with the tied MLM output weights, then pooled (`(num_types, hidden)`);
+        under `type_space="encoder"`, the encoder's mean-pooled phrase (`(num_types, hidden + 1)`, see
+        `sentence_space`)."""
+        if self.type_scorer is not None:
+            ids, mask = self._with_phrase_boundaries(type_phrase_ids, type_phrase_mask.bool())
+            hidden = self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+            return self.type_scorer.type_side(masked_mean(hidden, mask))
         return self.type_encoder.encode_phrases(
             self.cls.predictions.decoder.weight, type_phrase_ids, type_phrase_mask.bool()
         )
 
+    def _with_phrase_boundaries(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[cls] phrase [sep]` per row, as the tokenizer encodes a text: a lone word piece without them comes out of
+        a sentence encoder nearly the same whatever the word (measured on MiniLM), so the boundaries are needed."""
+        if self.config.phrase_boundary_ids is None:
+            raise ValueError(
+                "`type_space='encoder'` needs the template ids: call `model.get_mention_encoder(tokenizer)` once "
+                "(from_encoder and the pipeline do) before scoring."
+            )
+        cls_id, sep_id = self.config.phrase_boundary_ids
+        lengths = mask.sum(dim=1)
+        wrapped = ids.new_full((ids.size(0), ids.size(1) + 2), self.config.pad_token_id or 0)
+        wrapped[:, 0] = cls_id
+        wrapped[:, 1:-1] = ids.masked_fill(~mask, self.config.pad_token_id or 0)
+        wrapped[torch.arange(ids.size(0), device=ids.device), lengths + 1] = sep_id
+        positions = torch.arange(wrapped.size(1), device=ids.device)
+        return wrapped, positions[None, :] < (lengths + 2)[:, None]
+
     def _type_weights(self) -> list[nn.Parameter]:
+        if self.type_scorer is not None:
+            return list(self.bert.parameters())
         return [self.cls.predictions.decoder.weight, *self.type_encoder.parameters()]
 
     def _type_weights_key(self) -> tuple:
@@ -473,8 +536,21 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             attentions=encoder_outputs.attentions,
         )
 
-    def mention_vectors(self, sequence_output: torch.Tensor, mention_positions: torch.Tensor) -> torch.Tensor:
-        """Paper Eq. 1: h_x = LayerNorm(GELU(W h*_x)), the pretrained MLM transform at the typing slot."""
+    def mention_vectors(
+        self, sequence_output: torch.Tensor, mention_positions: torch.Tensor, input_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Paper Eq. 1: h_x = LayerNorm(GELU(W h*_x)), the pretrained MLM transform at the typing slot; under
+        `type_space="encoder"`, the mean of the mention's pieces with the scorer's scale and bias attached."""
+        if self.type_scorer is not None:
+            if self.config.pieces_before_slot is None:
+                raise ValueError(
+                    "`type_space='encoder'` needs the template ids: call `model.get_mention_encoder(tokenizer)` once "
+                    "(from_encoder and the pipeline do) before scoring."
+                )
+            span = mention_span_mask(
+                input_ids, mention_positions, self.config.mention_open_ids, self.config.pieces_before_slot
+            )
+            return self.type_scorer.mention_side(masked_mean(sequence_output, span))
         return self.cls.predictions.transform(gather_positions(sequence_output, mention_positions))
 
     def default_mention_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -531,7 +607,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         fields.update(config_overrides, mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
         config = FiveFineConfig.from_dict(fields)
         model, loading_info = load_encoder_weights(cls, name_or_path, config)
-        _report_loading(name_or_path, loading_info)
+        _report_loading(name_or_path, loading_info, config.type_space)
         if model.nwp_head is not None:
             model.nwp_head.load_state_dict(model.cls.state_dict())
         tokenizer.model_max_length = config.max_seq_length

@@ -7,7 +7,8 @@
 - `optimization`: AdamW groups, the learning-rate schedule, freezing heads an objective leaves idle;
 - `training_loop`: `train_with_selection` (dev selection, early stopping, checkpoints), `summarize`, `save_final`;
 - `checkpoints`: `TrainingState`, atomic saves, checking, resolving (`latest`) and rotating checkpoints;
-- `prediction`: probabilities or decided labels for every row, gathered from all processes in order.
+- `prediction`: probabilities or decided labels for every row, gathered from all processes in order;
+- `type_sampling`: a batch's target types plus sampled negatives, for families that encode phrases with the encoder.
 """
 
 from .checkpoints import CheckpointError, TrainingState, checkpoint_problem
@@ -33,6 +34,7 @@ from .training_args import (
     prepare_output_dir,
 )
 from .training_loop import save_final, summarize, train_with_selection
+from .type_sampling import sample_type_columns
 
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "launch_command_num_processes",
     "predict_labels",
     "predict_probabilities",
+    "sample_type_columns",
     "prepare_output_dir",
     "save_final",
     "step_seed",
