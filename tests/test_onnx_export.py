@@ -166,3 +166,22 @@ def test_cli_exports_a_saved_model(family, tiny_model, tmp_path):
     typer = OnnxEntityTyper(output_dir)
     assert typer.labels == TINY_LABELS and typer.metadata["model_type"] == family
     assert script.max_logit_difference(model.eval(), tokenizer, output_dir) < 1e-4
+
+
+def test_encoder_type_space_exports_with_the_same_logits(real_encoder_path, mentions, tmp_path):
+    """The default type space pools the mention's pieces, found from the ids inside the graph: batches of mixed
+    lengths (and the long, cut text) must give PyTorch's logits."""
+    model, tokenizer = BertForPhraseTypeTyping.from_encoder(real_encoder_path, FINE_LABELS, type_space="encoder")
+    model.eval()
+    encoder = model.get_mention_encoder(tokenizer)
+    with torch.no_grad():
+        expected = torch.cat(
+            [model(**pad_mentions(encoder.encode_batch(mentions[i : i + 8]), tokenizer, "pt")).logits
+             for i in range(0, len(mentions), 8)]
+        ).numpy()  # fmt: skip
+    typer = OnnxEntityTyper(export_onnx(model, tokenizer, tmp_path / "onnx"), num_threads=2)
+    assert expected.std() > 0.05
+    for batch_size in (1, 16):
+        got = typer.run(mentions, batch_size=batch_size)
+        assert got["logits"].shape == (len(mentions), len(FINE_LABELS))
+        np.testing.assert_allclose(got["logits"], expected, atol=1e-4, rtol=0)

@@ -68,7 +68,10 @@ def mention_span_mask(
     starts = torch.arange(windows.size(1), device=input_ids.device)
     is_open = (windows == torch.tensor(open_ids, device=input_ids.device)).all(-1) & (starts + width < ends[:, None])
     last_open = torch.where(is_open, starts, torch.full_like(starts, -1)).amax(dim=1)
-    if not torch.jit.is_tracing() and bool((last_open < 0).any()):
+    # The check needs a data-dependent branch, which graph capture (ONNX export, torch.compile) cannot take; a captured
+    # graph is fed by the template encoder, which always writes the marker.
+    capturing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if not capturing and bool((last_open < 0).any()):
         rows = (last_open < 0).nonzero().flatten().tolist()
         raise ValueError(
             f"Rows {rows[:10]} hold no mention between the open marker {open_ids} and the type prompt: build inputs "
