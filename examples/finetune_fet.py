@@ -134,7 +134,7 @@ class FineTuneArguments:
         default="encoder",
         metadata={"help": "From a plain encoder: where FiveFine compares mention and type phrase, 'encoder' "
                   "(mean-pooled outputs, for sentence encoders such as the default MiniLM) or 'mlm' (the paper's MLM "
-                  "head; its recipe: --learning_rate 2e-4 --head_learning_rate None)."},
+                  "head; its recipe: --learning_rate 2e-4 --head_learning_rate 2e-4)."},
     )  # fmt: skip
     fit_mlm_head: str = field(
         default="auto",
@@ -193,7 +193,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FineTuneArguments, Traini
     # The recipe chosen on OntoNotes 5-shot dev data (BENCHMARKS.md, "Recipe experiments"): FiveFine's protocol
     # (dev every 10 steps, min steps, patience) scaled to 2 CPU cores, finest-label targets, the encoder type space
     # at lr 5e-5 (2e-5 and 1e-4 scored lower on dev) with its score scale and bias at 1e-2, and the starting model
-    # in the selection. The paper's MLM type space scored best at lr 2e-4 without a head rate. The paper: batch 48,
+    # in the selection. The paper's MLM type space scored best at lr 2e-4 for all weights. The paper: batch 48,
     # lr 1e-5, >= 1000 steps, patience 500, from a model trained on 20M weak UFET mentions.
     parser.set_defaults(
         per_device_train_batch_size=16,
