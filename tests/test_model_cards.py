@@ -155,6 +155,17 @@ def test_template_renders_every_variable_and_metadata_round_trips(model_type, mo
     assert "Dai, Hongliang" in card.text and "Han, Xu" in card.text
 
 
+@pytest.mark.parametrize(
+    ("type_space", "phrase"), [("mlm", "the vector at `[MASK]`"), ("encoder", "encoder type space")]
+)
+def test_fivefine_card_describes_its_type_space(type_space, phrase):
+    from tiny import get_tiny_fivefine_config
+
+    config = get_tiny_fivefine_config(id2label={0: "person"}, type_space=type_space)
+    card = render_model_card(build_card_data(config, {}, "org/x"), config, {}, "org/x")
+    assert phrase in card.text
+
+
 def test_card_without_results_has_no_model_index():
     config = tiny_config("fivefine")
     card_data = build_card_data(config, {}, "org/x")

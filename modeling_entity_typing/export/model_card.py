@@ -124,6 +124,7 @@ def render_model_card(
         label_examples=labels[:12],
         decision=config.decision,
         threshold=config.threshold,
+        type_space=getattr(config, "type_space", None),
         dataset_name=dataset_name,
         result_rows=rows,
         metric_columns=[(key, name) for key, _, name in CARD_METRICS if any(key in row["metrics"] for row in rows)],
