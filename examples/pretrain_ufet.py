@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     types = read_types(args.types_file)
     model, tokenizer = build_model(args, types)
+    if model.config.type_space == "encoder" and not args.sampled_negative_types and len(types) > 1000:
+        logger.warning(
+            f"Every step encodes all {len(types)} type phrases with the encoder (type_space 'encoder'), many times "
+            "the cost of the batch itself; --sampled_negative_types 512 trains against the batch's types plus 512 "
+            "others (BENCHMARKS.md measures both cost and quality)."
+        )
     encoder = model.get_mention_encoder(tokenizer)
     label2id = model.config.label2id
     use_nwp = args.nwp_loss_weight > 0

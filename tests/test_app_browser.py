@@ -147,15 +147,26 @@ def fill(browser, values: dict[str, str], submit: bool = True) -> None:
 
 
 def shown_scores(browser) -> list[tuple[str, float]]:
-    """The labels the page shows, top to bottom, with the score of each bar."""
-    rows = browser.find_elements("css selector", "#scores [data-testid$='-confidence-set']")
-    return [
-        (
-            row.find_element("css selector", "dt").text,
-            float(row.find_element("tag name", "meter").get_attribute("value")),
-        )
-        for row in rows
-    ]
+    """The labels the page shows, top to bottom, with the score of each bar.
+
+    Gradio re-renders the bars when an answer arrives; a row found just before that is gone when it is read (a stale
+    element, seen in CI under full CPU load), so the page is read again, a few times at most."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in range(5):
+        try:
+            rows = browser.find_elements("css selector", "#scores [data-testid$='-confidence-set']")
+            return [
+                (
+                    row.find_element("css selector", "dt").text,
+                    float(row.find_element("tag name", "meter").get_attribute("value")),
+                )
+                for row in rows
+            ]
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
 
 
 def status_text(browser) -> str:
@@ -164,11 +175,13 @@ def status_text(browser) -> str:
 
 def wait_for(browser, condition, what: str, timeout: float = 60.0):
     """Wait until `condition(browser)` is true; fail saying what was expected and what the page shows."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        WebDriverWait(browser, timeout, poll_frequency=0.2).until(condition)
+        WebDriverWait(
+            browser, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition)
     except TimeoutException:
         pytest.fail(
             f"waited {timeout} s for {what}; the page shows {shown_scores(browser)} / {status_text(browser)!r}"
