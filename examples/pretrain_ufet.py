@@ -174,6 +174,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     types = read_types(args.types_file)
     model, tokenizer = build_model(args, types)
+    if model.config.type_space == "encoder" and args.mlm_loss_weight > 0:
+        raise ValueError(
+            "--mlm_loss_weight must be 0 with type_space 'encoder': the mention vector is the mean of the mention's "
+            "pieces, which MLM corruption would replace (the template's marker too). Pass --mlm_loss_weight 0."
+        )
     if model.config.type_space == "encoder" and not args.sampled_negative_types and len(types) > 1000:
         logger.warning(
             f"Every step encodes all {len(types)} type phrases with the encoder (type_space 'encoder'), many times "

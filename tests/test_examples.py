@@ -351,6 +351,11 @@ def test_pretrain_ufet_in_encoder_space_with_sampled_negatives(tiny_tokenizer, t
         "--max_steps", "3", "--eval_steps", "3", "--mlm_loss_weight", "0", "--nwp_loss_weight", "0",
         "--sampled_negative_types", "2", "--learning_rate", "1e-3",
     ])  # fmt: skip
+    with pytest.raises(ValueError, match="--mlm_loss_weight must be 0 with type_space 'encoder'"):
+        pretrain_ufet.main([
+            "--model_name_or_path", str(checkpoint), "--train_file", train, "--validation_file", train,
+            "--types_file", str(types), "--output_dir", str(tmp_path / "mlm"), "--max_steps", "1",
+        ])  # fmt: skip
     assert summary["steps"] == 3 and len(seen_types) == 3
     assert all(count < 10 for count in seen_types)  # targets + 2 negatives, never the whole vocabulary
     model = AutoModel.from_pretrained(tmp_path / "out")
