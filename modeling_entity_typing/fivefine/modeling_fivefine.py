@@ -347,10 +347,10 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
                 "(from_encoder and the pipeline do) before scoring."
             )
         cls_id, sep_id = self.config.phrase_boundary_ids
-        lengths = mask.sum(dim=1)
-        wrapped = ids.new_full((ids.size(0), ids.size(1) + 2), self.config.pad_token_id or 0)
+        lengths, pad_id = mask.sum(dim=1), self.config.pad_token_id or 0
+        wrapped = ids.new_full((ids.size(0), ids.size(1) + 2), pad_id)
         wrapped[:, 0] = cls_id
-        wrapped[:, 1:-1] = ids.masked_fill(~mask, self.config.pad_token_id or 0)
+        wrapped[:, 1:-1] = ids.masked_fill(~mask, pad_id)
         wrapped[torch.arange(ids.size(0), device=ids.device), lengths + 1] = sep_id
         positions = torch.arange(wrapped.size(1), device=ids.device)
         return wrapped, positions[None, :] < (lengths + 2)[:, None]
