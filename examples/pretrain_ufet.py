@@ -38,6 +38,7 @@ from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
     TrainingArguments,
+    TypeBank,
     build_optimizer,
     build_scheduler,
     check_model_name_or_path,
@@ -90,6 +91,23 @@ class UFETArguments:
         metadata={"help": "Train each step against the batch's target types plus this many random others (0: all "
                   "types). An approximation that 'encoder' type space needs to be affordable; evaluation uses all."},
     )  # fmt: skip
+    type_bank_refresh_steps: int = field(
+        default=0,
+        metadata={"help": "Score each step against all types: the batch's target types encoded now, with gradients, "
+                  "the others from a bank of type vectors recomputed (no gradients) every N steps (0: off). Makes "
+                  "'encoder' type space affordable without sampling; --checkpointing_steps must be a multiple of N."},
+    )  # fmt: skip
+    type_bank_matched_negatives: int = field(
+        default=512,
+        metadata={"help": "With the type bank: weight the non-target types so that the loss equals, in expectation, "
+                  "training against the targets plus this many sampled negatives (0: the plain BCE over all types, "
+                  "which dilutes the positives; BENCHMARKS.md)."},
+    )  # fmt: skip
+    type_bank_fresh_negatives: int = field(
+        default=64,
+        metadata={"help": "With the type bank: also re-encode this many random non-target types each step, their "
+                  "gradients scaled so that every type gets its full gradient in expectation (0: only the targets)."},
+    )  # fmt: skip
     max_validation_samples: int | None = field(default=None, metadata={"help": "Score only the first N dev lines."})
     tune_threshold: bool = field(
         default=True,
@@ -109,6 +127,20 @@ class UFETArguments:
         if self.sampled_negative_types < 0:
             raise ValueError(
                 f"--sampled_negative_types must be >= 0 (0: all types), got {self.sampled_negative_types}."
+            )
+        if self.type_bank_refresh_steps < 0:
+            raise ValueError(f"--type_bank_refresh_steps must be >= 0 (0: off), got {self.type_bank_refresh_steps}.")
+        if self.type_bank_matched_negatives < 0:
+            raise ValueError(
+                f"--type_bank_matched_negatives must be >= 0 (0: the full loss), got "
+                f"{self.type_bank_matched_negatives}."
+            )
+        if self.type_bank_fresh_negatives < 0:
+            raise ValueError(f"--type_bank_fresh_negatives must be >= 0, got {self.type_bank_fresh_negatives}.")
+        if self.type_bank_refresh_steps and self.sampled_negative_types:
+            raise ValueError(
+                "--type_bank_refresh_steps and --sampled_negative_types are two ways to afford the encoder type "
+                "space; pass one of them."
             )
         if self.nwp_interval < 1:
             raise ValueError(f"--nwp_interval must be at least 1, got {self.nwp_interval}.")
@@ -131,7 +163,14 @@ class UFETArguments:
 def parse_args(argv: list[str] | None = None) -> tuple[UFETArguments, TrainingArguments]:
     parser = HfArgumentParser((UFETArguments, TrainingArguments))
     parser.set_defaults(per_device_train_batch_size=32, learning_rate=1e-5, max_steps=5000, eval_steps=100)
-    return parser.parse_args_into_dataclasses(args=argv)
+    args, train_args = parser.parse_args_into_dataclasses(args=argv)
+    refresh, checkpointing = args.type_bank_refresh_steps, train_args.checkpointing_steps
+    if refresh and checkpointing and checkpointing % refresh:
+        raise ValueError(
+            f"--checkpointing_steps {checkpointing} must be a multiple of --type_bank_refresh_steps {refresh}: a "
+            "resumed run rebuilds the type bank from the checkpoint's weights, which is exact only at a refresh step."
+        )
+    return args, train_args
 
 
 def read_types(path: str) -> list[str]:
@@ -179,11 +218,17 @@ def main(argv: list[str] | None = None) -> dict:
             "--mlm_loss_weight must be 0 with type_space 'encoder': the mention vector is the mean of the mention's "
             "pieces, which MLM corruption would replace (the template's marker too). Pass --mlm_loss_weight 0."
         )
-    if model.config.type_space == "encoder" and not args.sampled_negative_types and len(types) > 1000:
+    affordable = args.sampled_negative_types or args.type_bank_refresh_steps
+    if model.config.type_space == "encoder" and not affordable and len(types) > 1000:
         logger.warning(
             f"Every step encodes all {len(types)} type phrases with the encoder (type_space 'encoder'), many times "
-            "the cost of the batch itself; --sampled_negative_types 512 trains against the batch's types plus 512 "
-            "others (BENCHMARKS.md measures both cost and quality)."
+            "the cost of the batch itself; --type_bank_refresh_steps 50 re-encodes only the batch's types and takes "
+            "the others from a bank refreshed every 50 steps (BENCHMARKS.md measures both cost and quality)."
+        )
+    type_bank = None
+    if args.type_bank_refresh_steps:
+        type_bank = TypeBank(
+            args.type_bank_refresh_steps, args.type_bank_matched_negatives or None, args.type_bank_fresh_negatives
         )
     encoder = model.get_mention_encoder(tokenizer)
     label2id = model.config.label2id
@@ -287,11 +332,13 @@ def main(argv: list[str] | None = None) -> dict:
             batch["input_ids"], batch["mlm_labels"] = corrupt_for_mlm(
                 batch["input_ids"], tokenizer, args.mlm_probability
             )
+        unwrapped = accelerator.unwrap_model(model)
         if args.sampled_negative_types:
-            unwrapped = accelerator.unwrap_model(model)
             batch = sample_type_columns(
                 batch, unwrapped.type_phrase_ids, unwrapped.type_phrase_mask, args.sampled_negative_types
             )
+        if type_bank is not None:
+            batch = type_bank.batch_inputs(batch, unwrapped, step)
         return batch
 
     global_batch = global_batch_size(accelerator, train_args)
@@ -302,6 +349,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"  Objective: BCE (original x{args.original_label_weight}, extra x{args.extra_label_weight}) "
         f"+ {args.mlm_loss_weight} MLM + {args.nwp_loss_weight} NWP every {args.nwp_interval} steps"
     )
+    if type_bank is not None:
+        matched = args.type_bank_matched_negatives
+        logger.info(f"  Types: the batch's targets and {args.type_bank_fresh_negatives} random others encoded each "
+                    f"step, the rest from a bank refreshed every "
+                    f"{args.type_bank_refresh_steps} steps, weighted as "
+                    f"{f'{matched} sampled negatives' if matched else 'the full loss'}")  # fmt: skip
     dev_gold = dev["labels"]
     state = train_with_selection(
         accelerator,
@@ -332,6 +385,7 @@ def main(argv: list[str] | None = None) -> dict:
         skipped_train_records=skipped.records_dropped,
         skipped_train_labels=sum(skipped.labels_dropped.values()),
         num_types=len(types),
+        type_bank_refresh_seconds=None if type_bank is None else sum(type_bank.refresh_seconds),
     )
     save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
     if accelerator.is_main_process:

@@ -360,3 +360,44 @@ def test_pretrain_ufet_in_encoder_space_with_sampled_negatives(tiny_tokenizer, t
     assert all(count < 10 for count in seen_types)  # targets + 2 negatives, never the whole vocabulary
     model = AutoModel.from_pretrained(tmp_path / "out")
     assert model.config.type_space == "encoder" and model.config.num_labels == 10
+
+
+def test_pretrain_ufet_with_a_type_bank_resumes_exactly(tiny_tokenizer, tmp_path):
+    """All types scored each step through the bank; a run resumed at a refresh step equals the uninterrupted one."""
+    checkpoint = tmp_path / "encoder-space"
+    make_tiny_model(tiny_tokenizer, type_space="encoder").save_pretrained(checkpoint)
+    tiny_tokenizer.save_pretrained(checkpoint)
+    rows = [(text, mention, [label.split("/")[-1] for label in labels]) for text, mention, labels in FET_ROWS]
+    train = write_mentions(tmp_path / "train.jsonl", rows)
+    types = tmp_path / "types.txt"
+    types.write_text("entity\nperson\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\ntime\nwriter\n")
+
+    def run(output: Path, *extra: str) -> dict:
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+        return pretrain_ufet.main([
+            "--model_name_or_path", str(checkpoint), "--train_file", train, "--validation_file", train,
+            "--types_file", str(types), "--output_dir", str(output), "--per_device_train_batch_size", "2",
+            "--max_steps", "6", "--eval_steps", "2", "--mlm_loss_weight", "0", "--nwp_loss_weight", "0",
+            "--type_bank_refresh_steps", "2", "--type_bank_fresh_negatives", "2", "--type_bank_matched_negatives", "3",
+            "--learning_rate", "1e-3", *extra,
+        ])  # fmt: skip
+
+    straight = run(tmp_path / "straight")
+    assert straight["steps"] == 6 and straight["type_bank_refresh_seconds"] > 0
+    interrupted = tmp_path / "interrupted"
+    run(interrupted, "--checkpointing_steps", "2")
+    resumed = run(
+        interrupted,
+        "--resume_from_checkpoint", str(interrupted / "checkpoints" / "checkpoint_4"), "--overwrite_output_dir",
+    )  # fmt: skip
+    assert resumed["history"] == straight["history"]
+    straight_weights = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed_weights = load_file(interrupted / "model.safetensors")
+    for name, tensor in straight_weights.items():
+        torch.testing.assert_close(resumed_weights[name], tensor, rtol=0, atol=0, msg=name)  # bit-identical
+
+    with pytest.raises(ValueError, match="must be a multiple of --type_bank_refresh_steps 2"):
+        run(tmp_path / "bad", "--checkpointing_steps", "3")
+    with pytest.raises(ValueError, match="pass one of them"):
+        run(tmp_path / "both", "--sampled_negative_types", "2")

@@ -459,6 +459,32 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         )
         return self._store_type_matrix(key, matrix, generation)
 
+    def _bank_with_fresh_rows(
+        self,
+        bank: torch.Tensor,
+        rows: torch.Tensor | None,
+        type_phrase_ids: torch.Tensor | None,
+        type_phrase_mask: torch.Tensor | None,
+        row_scale: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`bank` (no gradient) with `rows` re-encoded from the given phrases, which do carry gradients (multiplied by
+        `row_scale` on the way back, the values unchanged)."""
+        bank = bank.detach()
+        if rows is None:
+            return bank
+        if type_phrase_ids is None or len(type_phrase_ids) != len(rows):
+            raise ValueError(
+                f"`type_bank_rows` names {len(rows)} rows; pass their phrases as `type_phrase_ids` (got "
+                f"{None if type_phrase_ids is None else len(type_phrase_ids)})."
+            )
+        if type_phrase_mask is None:
+            type_phrase_mask = type_phrase_ids != (self.config.pad_token_id or 0)
+        fresh = self.encode_types(type_phrase_ids, type_phrase_mask).to(bank.dtype)
+        if row_scale is not None:
+            scale = row_scale.to(fresh.dtype)[:, None]
+            fresh = fresh.detach() + scale * (fresh - fresh.detach())
+        return bank.index_copy(0, rows, fresh)
+
     def clear_type_cache(self) -> None:
         """Drop cached type matrices (they are also invalidated automatically when weights change)."""
         with _TYPE_CACHE_LOCK:
@@ -481,6 +507,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         nwp_labels: torch.Tensor | None = None,
         type_phrase_ids: torch.Tensor | None = None,
         type_phrase_mask: torch.Tensor | None = None,
+        type_bank: torch.Tensor | None = None,
+        type_bank_rows: torch.Tensor | None = None,
+        type_bank_row_scale: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         **kwargs,
@@ -502,6 +531,12 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             schedule by choosing which batches carry them.
         type_phrase_ids, type_phrase_mask (`torch.Tensor` of shape `(num_types, max_phrase_length)`, *optional*):
             A label set for this call instead of the configured one (see `encode_label_set`).
+        type_bank (`torch.Tensor` of shape `(num_types, type_dim)`, *optional*):
+            Precomputed vectors of the configured label set, scored instead of encoding it (a training bank refreshed
+            every few steps, see `training.TypeBank`). With `type_bank_rows` `(k,)`, those rows are replaced by
+            `type_phrase_ids` / `type_phrase_mask` (`k` phrases) encoded now, with gradients; `type_bank_row_scale`
+            `(k,)` multiplies the gradient each of those rows passes back (not its value), so that a sample of rows
+            can stand for all of them in expectation.
         """
         encoder_outputs, mention_positions, mention_embeddings = self.encode_mentions(
             input_ids,
@@ -513,7 +548,13 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             **kwargs,
         )
         sequence_output = encoder_outputs.last_hidden_state
-        logits = dot_product_scores(mention_embeddings, self.type_embeddings(type_phrase_ids, type_phrase_mask))
+        if type_bank is None:
+            type_vectors = self.type_embeddings(type_phrase_ids, type_phrase_mask)
+        else:
+            type_vectors = self._bank_with_fresh_rows(
+                type_bank, type_bank_rows, type_phrase_ids, type_phrase_mask, type_bank_row_scale
+            )
+        logits = dot_product_scores(mention_embeddings, type_vectors)
 
         type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
         mlm_loss = None

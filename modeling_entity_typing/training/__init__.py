@@ -34,7 +34,8 @@ from .training_args import (
     prepare_output_dir,
 )
 from .training_loop import save_final, summarize, train_with_selection
-from .type_sampling import sample_type_columns
+from .type_bank import TypeBank
+from .type_sampling import sample_type_columns, target_columns
 
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "DataCollatorForEntityTyping",
     "TrainingArguments",
     "TrainingState",
+    "TypeBank",
     "build_optimizer",
     "build_scheduler",
     "check_model_name_or_path",
@@ -60,10 +62,11 @@ __all__ = [
     "launch_command_num_processes",
     "predict_labels",
     "predict_probabilities",
-    "sample_type_columns",
     "prepare_output_dir",
+    "sample_type_columns",
     "save_final",
     "step_seed",
     "summarize",
+    "target_columns",
     "train_with_selection",
 ]

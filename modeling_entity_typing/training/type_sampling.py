@@ -11,6 +11,11 @@ global torch generator, which the training loop seeds per batch, so a resumed ru
 import torch
 
 
+def target_columns(labels: torch.Tensor) -> torch.Tensor:
+    """Indices of the types that at least one row of the multi-hot `labels` `(batch, num_types)` holds, ascending."""
+    return labels.bool().any(dim=0).nonzero().flatten()
+
+
 def sample_type_columns(
     batch: dict, type_phrase_ids: torch.Tensor, type_phrase_mask: torch.Tensor, num_negatives: int
 ) -> dict:
@@ -20,10 +25,12 @@ def sample_type_columns(
     `type_phrase_mask` are added so that the model scores exactly those types.
     """
     labels = batch["labels"]
-    is_target = labels.bool().any(dim=0)
-    others = (~is_target).nonzero().flatten()
+    targets = target_columns(labels)
+    is_other = torch.ones(labels.size(1), dtype=torch.bool, device=labels.device)
+    is_other[targets] = False
+    others = is_other.nonzero().flatten()
     drawn = others[torch.randperm(others.numel(), device=others.device)[:num_negatives]]
-    keep = torch.cat([is_target.nonzero().flatten(), drawn]).sort().values
+    keep = torch.cat([targets, drawn]).sort().values
     sampled = {**batch, "labels": labels[:, keep]}
     if batch.get("label_weights") is not None:
         sampled["label_weights"] = batch["label_weights"][:, keep]
@@ -33,4 +40,4 @@ def sample_type_columns(
     return sampled
 
 
-__all__ = ["sample_type_columns"]
+__all__ = ["sample_type_columns", "target_columns"]
