@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from .type_sampling import target_columns
+from .type_sampling import draw_negatives, target_columns
 
 
 logger = logging.getLogger(__name__)
@@ -96,13 +96,10 @@ class TypeBank:
     def _fresh_rows(self, num_types: int, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The targets plus `fresh_negatives` random others, and each row's gradient scale: 1 for a target,
         (non-target types / fresh negatives) for a negative, its inverse chance of being drawn."""
-        is_other = torch.ones(num_types, dtype=torch.bool, device=targets.device)
-        is_other[targets] = False
-        others = is_other.nonzero().flatten()
-        drawn = others[torch.randperm(others.numel(), device=others.device)[: self.fresh_negatives]]
+        drawn, num_others = draw_negatives(num_types, targets, self.fresh_negatives)
         scale = torch.ones(targets.numel() + drawn.numel(), device=targets.device)
         if drawn.numel():
-            scale[targets.numel() :] = others.numel() / drawn.numel()
+            scale[targets.numel() :] = num_others / drawn.numel()
         return torch.cat([targets, drawn]), scale
 
     def _matched_weights(self, labels: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

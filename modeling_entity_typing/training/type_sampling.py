@@ -16,6 +16,15 @@ def target_columns(labels: torch.Tensor) -> torch.Tensor:
     return labels.bool().any(dim=0).nonzero().flatten()
 
 
+def draw_negatives(num_types: int, targets: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+    """`count` type indices drawn uniformly without replacement from those not in `targets` (global generator), and
+    how many non-target types there were to draw from."""
+    is_other = torch.ones(num_types, dtype=torch.bool, device=targets.device)
+    is_other[targets] = False
+    others = is_other.nonzero().flatten()
+    return others[torch.randperm(others.numel(), device=others.device)[:count]], others.numel()
+
+
 def sample_type_columns(
     batch: dict, type_phrase_ids: torch.Tensor, type_phrase_mask: torch.Tensor, num_negatives: int
 ) -> dict:
@@ -26,10 +35,7 @@ def sample_type_columns(
     """
     labels = batch["labels"]
     targets = target_columns(labels)
-    is_other = torch.ones(labels.size(1), dtype=torch.bool, device=labels.device)
-    is_other[targets] = False
-    others = is_other.nonzero().flatten()
-    drawn = others[torch.randperm(others.numel(), device=others.device)[:num_negatives]]
+    drawn, _ = draw_negatives(labels.size(1), targets, num_negatives)
     keep = torch.cat([targets, drawn]).sort().values
     sampled = {**batch, "labels": labels[:, keep]}
     if batch.get("label_weights") is not None:
@@ -40,4 +46,4 @@ def sample_type_columns(
     return sampled
 
 
-__all__ = ["sample_type_columns", "target_columns"]
+__all__ = ["draw_negatives", "sample_type_columns", "target_columns"]
