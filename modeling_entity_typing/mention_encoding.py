@@ -50,7 +50,9 @@ def _special_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
 def _plain_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
     if not texts:
         return []
-    return tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    # verbose=False: the tokenizer's "sequence length is longer than the maximum" warning does not apply, since the
+    # context is cut to the window afterwards (`context_window`); it only filled the logs with false alarms.
+    return tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
 
 
 def _without_special_ids(

@@ -1,5 +1,5 @@
 import pytest
-from tiny import get_tiny_fivefine_config
+from tiny import get_tiny_fivefine_config, make_tiny_tokenizer
 
 from modeling_entity_typing import PromptTemplateEncoder
 
@@ -64,6 +64,17 @@ def test_long_context_is_windowed_evenly_around_the_whole_mention(encoder, tiny_
     assert encoded.context_truncated and not encoded.mention_truncated
     assert ["mark", "twain"] == tokens[tokens.index("[") + 1 : tokens.index("]")]
     assert abs(tokens.count("a") - tokens.count("b")) <= 1
+
+
+def test_context_longer_than_the_model_maximum_raises_no_false_length_warning():
+    """The context is tokenised whole and windowed afterwards, so the tokenizer's "longer than the maximum ... will
+    result in indexing errors" warning would be a false alarm on every long sentence."""
+    tokenizer = make_tiny_tokenizer()
+    tokenizer.model_max_length = 32  # as `from_encoder` sets it to `max_seq_length`
+    encoder = PromptTemplateEncoder(tokenizer, get_tiny_fivefine_config(max_seq_length=32))
+    left = "a " * 40
+    assert len(encoder.encode(left + "Mark Twain", len(left), len(left) + 10).input_ids) == 32
+    assert not tokenizer.deprecation_warnings.get("sequence-length-is-longer-than-the-specified-maximum")
 
 
 def test_short_side_lends_its_budget(encoder, tiny_tokenizer):
