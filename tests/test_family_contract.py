@@ -16,7 +16,12 @@ from modeling_entity_typing.contract import EntityTypingConfig, MentionEncoder
 from modeling_entity_typing.decision import DECISION_RULES
 from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.modeling_utils import EntityTypingPreTrainedModel
-from modeling_entity_typing.training import DataCollatorForEntityTyping, featurize_mentions, predict_probabilities
+from modeling_entity_typing.training import (
+    DataCollatorForEntityTyping,
+    featurize_mentions,
+    freeze_unused_heads,
+    predict_probabilities,
+)
 
 
 FAMILIES = {
@@ -127,6 +132,20 @@ def test_head_and_auxiliary_prefixes_name_real_parameters(family):
         assert prefixes, term
         for prefix in prefixes:
             assert any(name.startswith(prefix) for name in names), (term, prefix)
+
+
+def test_after_freezing_the_idle_heads_the_typing_loss_reaches_every_trainable_parameter(family):
+    """DDP stops at the first step on a trainable parameter that gets no gradient, so fine-tuning (no auxiliary
+    term) freezes what only the auxiliary terms train; the typing loss must then reach everything left."""
+    model, tokenizer = family
+    model.train()
+    frozen = freeze_unused_heads(model)
+    labels = torch.zeros(len(MENTIONS), model.config.num_labels)
+    labels[:, 0] = 1.0
+    model(**model_inputs(model, tokenizer), labels=labels).loss.backward()
+    idle = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not idle, f"trainable without a gradient: {idle}"
+    assert all(not p.requires_grad for name, p in model.named_parameters() if name in frozen)
 
 
 def test_save_and_load_keep_the_label_set_and_scores(family, tmp_path):

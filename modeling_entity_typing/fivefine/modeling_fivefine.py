@@ -186,6 +186,11 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         self.type_scorer = CosineTypeScorer() if encoder_space else None
         if encoder_space:
             self.head_parameter_prefixes = ("type_scorer.",)
+            # Typing reads the encoder's mean here, not the MLM head's transform, so only the MLM term trains it;
+            # left trainable, DDP stops at the first step (a parameter without gradient) when MLM is off.
+            auxiliary = self.auxiliary_parameter_prefixes
+            mlm_only = (*auxiliary["mlm"], "cls.predictions.transform.")
+            self.auxiliary_parameter_prefixes = MappingProxyType({**auxiliary, "mlm": mlm_only})
         # The paper's "new MLM classification head": untied, initialised from the MLM head by `from_encoder`.
         self.nwp_head = BertOnlyMLMHead(config) if config.nwp_loss_weight > 0 else None
         self._type_cache: OrderedDict = OrderedDict()
