@@ -228,7 +228,13 @@ def main(argv: list[str] | None = None) -> dict:
     type_bank = None
     if args.type_bank_refresh_steps:
         type_bank = TypeBank(
-            args.type_bank_refresh_steps, args.type_bank_matched_negatives or None, args.type_bank_fresh_negatives
+            args.type_bank_refresh_steps,
+            args.type_bank_matched_negatives or None,
+            args.type_bank_fresh_negatives,
+            # each process refreshes its shard of the types and the shards are gathered, instead of all of them
+            process_index=accelerator.process_index,
+            num_processes=accelerator.num_processes,
+            gather=accelerator.gather,
         )
     encoder = model.get_mention_encoder(tokenizer)
     label2id = model.config.label2id

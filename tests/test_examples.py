@@ -401,3 +401,27 @@ def test_pretrain_ufet_with_a_type_bank_resumes_exactly(tiny_tokenizer, tmp_path
         run(tmp_path / "bad", "--checkpointing_steps", "3")
     with pytest.raises(ValueError, match="pass one of them"):
         run(tmp_path / "both", "--sampled_negative_types", "2")
+
+
+@pytest.mark.slow  # a second process: seconds, run by CI's slow set
+def test_pretrain_ufet_with_a_type_bank_runs_on_two_processes(tiny_tokenizer, tmp_path):
+    """The multi-CPU recipe with the bank: each process refreshes its shard of the types through
+    `accelerator.gather` (the shard arithmetic and the gathered bank are checked in test_type_bank.py)."""
+    checkpoint = tmp_path / "encoder-space"
+    make_tiny_model(tiny_tokenizer, type_space="encoder").save_pretrained(checkpoint)
+    tiny_tokenizer.save_pretrained(checkpoint)
+    rows = [(text, mention, [label.split("/")[-1] for label in labels]) for text, mention, labels in FET_ROWS]
+    train = write_mentions(tmp_path / "train.jsonl", rows)
+    types = tmp_path / "types.txt"
+    types.write_text("entity\nperson\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\ntime\nwriter\n")
+    result = launch_two_cpu_processes(
+        "pretrain_ufet",
+        ["--model_name_or_path", str(checkpoint), "--train_file", train, "--validation_file", train,
+         "--types_file", str(types), "--output_dir", str(tmp_path / "two"), "--per_device_train_batch_size", "1",
+         "--max_steps", "4", "--eval_steps", "2", "--mlm_loss_weight", "0", "--nwp_loss_weight", "0",
+         "--type_bank_refresh_steps", "2", "--type_bank_fresh_negatives", "2", "--learning_rate", "1e-3"],
+        port=29533,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "two" / "all_results.json").read_text())
+    assert summary["num_processes"] == 2 and summary["steps"] == 4 and summary["type_bank_refresh_seconds"] > 0

@@ -1,6 +1,11 @@
 """`TypeBank`: every type scored each step, the batch's targets fresh, the others from a bank refreshed every N."""
 
 import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,3 +140,69 @@ def test_fresh_negatives_give_every_type_its_full_gradient_in_expectation(model_
         if p.grad is not None:
             mean = torch.stack([grads[name] for grads in by_draw.values()]).mean(0)
             torch.testing.assert_close(mean, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("num_processes", [2, 3, 4])  # 4: the last shard is empty
+def test_a_sharded_refresh_gathers_the_same_bank(model_and_batch, num_processes):
+    """Each process encodes one contiguous shard (the last ones short or empty) and the gather joins them: the bank
+    is the single-process one. The gather is simulated: each process' padded shard is recorded, then concatenated
+    in process order as `accelerator.gather` does."""
+    model, _ = model_and_batch
+    single = TypeBank(refresh_steps=5)
+    single.refresh(model, step=0)
+    shards = []
+
+    def record(tensor):
+        shards.append(tensor.clone())
+        return torch.zeros(tensor.size(0) * num_processes, tensor.size(1))
+
+    for index in range(num_processes):
+        TypeBank(refresh_steps=5, process_index=index, num_processes=num_processes, gather=record).refresh(model, 0)
+    assert len({shard.shape for shard in shards}) == 1  # equal shapes, as a gather needs
+    gathered = torch.cat(shards)[: single.matrix.size(0)]
+    torch.testing.assert_close(gathered, single.matrix, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="needs `gather`"):
+        TypeBank(refresh_steps=5, num_processes=2)
+    with pytest.raises(ValueError, match="process_index 2 is outside 0..1"):
+        TypeBank(refresh_steps=5, process_index=2, num_processes=2, gather=record)
+
+
+SHARDED_REFRESH_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import torch
+    from accelerate import Accelerator
+    sys.path.insert(0, sys.argv[2])
+    from tiny import make_tiny_model, make_tiny_tokenizer
+    from modeling_entity_typing.training import TypeBank
+
+    accelerator = Accelerator(cpu=True)
+    model = make_tiny_model(make_tiny_tokenizer(), type_space="encoder").eval()
+    bank = TypeBank(5, process_index=accelerator.process_index, num_processes=accelerator.num_processes,
+                    gather=accelerator.gather)
+    bank.refresh(model, step=0)
+    torch.save(bank.matrix, f"{sys.argv[1]}/bank{accelerator.process_index}.pt")
+    accelerator.wait_for_everyone()
+    """
+)
+
+
+@pytest.mark.slow  # two processes: seconds, run by CI's slow set
+def test_a_refresh_sharded_over_two_processes_gives_both_the_single_process_bank(model_and_batch, tmp_path):
+    """The real gather (`accelerator.gather` over gloo, as `pretrain_ufet.py` passes it): both processes end with the
+    bank one process computes alone."""
+    model, _ = model_and_batch
+    single = TypeBank(refresh_steps=5)
+    single.refresh(model, step=0)
+    script = tmp_path / "sharded_refresh.py"
+    script.write_text(SHARDED_REFRESH_SCRIPT)
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29531",
+               str(script), str(tmp_path), str(Path(__file__).parent)]  # fmt: skip
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    banks = [torch.load(tmp_path / f"bank{index}.pt") for index in range(2)]
+    torch.testing.assert_close(banks[0], banks[1], rtol=0, atol=0)  # one gathered tensor, the same everywhere
+    torch.testing.assert_close(banks[0], single.matrix, rtol=0, atol=1e-6)

@@ -20,10 +20,16 @@ A refresh depends on the weights only (eval mode: no dropout, no random draws), 
 multiple of `refresh_steps` rebuilds exactly the bank the uninterrupted run had; `pretrain_ufet.py` requires
 `--checkpointing_steps` to be such a multiple. The fresh negatives are drawn from the global generator, which the
 training loop seeds per batch.
+
+Under data parallelism (`num_processes > 1` with a `gather`, e.g. `accelerator.gather`) each process encodes one
+contiguous shard of the types and the shards are gathered, so a refresh costs each process 1 / num_processes of the
+work instead of all of it, and every process holds the same bank (the gathered tensor, identical everywhere).
 """
 
 import logging
+import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -36,7 +42,23 @@ logger = logging.getLogger(__name__)
 class TypeBank:
     """All type vectors of a model's configured label set, refreshed every `refresh_steps` optimizer steps."""
 
-    def __init__(self, refresh_steps: int, matched_negatives: int | None = None, fresh_negatives: int = 0):
+    def __init__(
+        self,
+        refresh_steps: int,
+        matched_negatives: int | None = None,
+        fresh_negatives: int = 0,
+        process_index: int = 0,
+        num_processes: int = 1,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
+        """`gather` concatenates a tensor of equal shape from every process in process order (`accelerator.gather`);
+        it is required when `num_processes > 1`, so that the refresh is split across the processes."""
+        if not 0 <= process_index < num_processes:
+            raise ValueError(f"process_index {process_index} is outside 0..{num_processes - 1} (num_processes).")
+        if num_processes > 1 and gather is None:
+            raise ValueError(
+                "num_processes > 1 needs `gather` (e.g. `accelerator.gather`) to share the refreshed shards."
+            )
         if refresh_steps < 1:
             raise ValueError(f"refresh_steps must be at least 1, got {refresh_steps}.")
         if matched_negatives is not None and matched_negatives < 1:
@@ -48,6 +70,7 @@ class TypeBank:
         self.refresh_steps = refresh_steps
         self.matched_negatives = matched_negatives
         self.fresh_negatives = fresh_negatives
+        self.process_index, self.num_processes, self.gather = process_index, num_processes, gather
         self.matrix: torch.Tensor | None = None
         self.refreshed_at: int | None = None
         self.refresh_seconds: list[float] = []
@@ -58,7 +81,7 @@ class TypeBank:
         started = time.perf_counter()
         model.eval()
         with torch.no_grad():
-            self.matrix = model.type_embeddings().detach().clone()
+            self.matrix = self._encode_all_types(model)
         model.train(was_training)
         self.refresh_seconds.append(time.perf_counter() - started)
         if self.refreshed_at is None and step % self.refresh_steps:
@@ -68,6 +91,19 @@ class TypeBank:
             )
         self.refreshed_at = step
         logger.debug(f"Type bank refreshed at step {step} in {self.refresh_seconds[-1]:.1f} s.")
+
+    def _encode_all_types(self, model: torch.nn.Module) -> torch.Tensor:
+        """Every type vector; with several processes, this process' contiguous shard, gathered from all."""
+        if self.num_processes == 1:
+            return model.type_embeddings().detach().clone()
+        ids, mask = model.type_phrase_ids, model.type_phrase_mask
+        num_types, shard = ids.size(0), math.ceil(ids.size(0) / self.num_processes)
+        begin = min(self.process_index * shard, num_types)
+        local = model.type_embeddings(ids[begin : begin + shard], mask[begin : begin + shard])
+        # equal shapes for the gather: the last shards may be short (or empty); their padding is cut off below
+        padded = local.new_zeros(shard, local.size(1))
+        padded[: local.size(0)] = local
+        return self.gather(padded)[:num_types].clone()
 
     def batch_inputs(self, batch: dict, model: torch.nn.Module, step: int) -> dict:
         """`batch` plus the inputs that make `model` score it against the bank with its target types fresh.
