@@ -362,8 +362,8 @@ def test_pretrain_ufet_in_encoder_space_with_sampled_negatives(tiny_tokenizer, t
     assert model.config.type_space == "encoder" and model.config.num_labels == 10
 
 
-def test_pretrain_ufet_with_a_type_bank_resumes_exactly(tiny_tokenizer, tmp_path):
-    """All types scored each step through the bank; a run resumed at a refresh step equals the uninterrupted one."""
+def encoder_space_ufet_files(tiny_tokenizer, tmp_path: Path) -> tuple[Path, str, Path]:
+    """A tiny encoder-space checkpoint, UFET-style training mentions and a types file, for type-bank runs."""
     checkpoint = tmp_path / "encoder-space"
     make_tiny_model(tiny_tokenizer, type_space="encoder").save_pretrained(checkpoint)
     tiny_tokenizer.save_pretrained(checkpoint)
@@ -371,6 +371,12 @@ def test_pretrain_ufet_with_a_type_bank_resumes_exactly(tiny_tokenizer, tmp_path
     train = write_mentions(tmp_path / "train.jsonl", rows)
     types = tmp_path / "types.txt"
     types.write_text("entity\nperson\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\ntime\nwriter\n")
+    return checkpoint, train, types
+
+
+def test_pretrain_ufet_with_a_type_bank_resumes_exactly(tiny_tokenizer, tmp_path):
+    """All types scored each step through the bank; a run resumed at a refresh step equals the uninterrupted one."""
+    checkpoint, train, types = encoder_space_ufet_files(tiny_tokenizer, tmp_path)
 
     def run(output: Path, *extra: str) -> dict:
         AcceleratorState._reset_state(True)
@@ -407,13 +413,7 @@ def test_pretrain_ufet_with_a_type_bank_resumes_exactly(tiny_tokenizer, tmp_path
 def test_pretrain_ufet_with_a_type_bank_runs_on_two_processes(tiny_tokenizer, tmp_path):
     """The multi-CPU recipe with the bank: each process refreshes its shard of the types through
     `accelerator.gather` (the shard arithmetic and the gathered bank are checked in test_type_bank.py)."""
-    checkpoint = tmp_path / "encoder-space"
-    make_tiny_model(tiny_tokenizer, type_space="encoder").save_pretrained(checkpoint)
-    tiny_tokenizer.save_pretrained(checkpoint)
-    rows = [(text, mention, [label.split("/")[-1] for label in labels]) for text, mention, labels in FET_ROWS]
-    train = write_mentions(tmp_path / "train.jsonl", rows)
-    types = tmp_path / "types.txt"
-    types.write_text("entity\nperson\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\ntime\nwriter\n")
+    checkpoint, train, types = encoder_space_ufet_files(tiny_tokenizer, tmp_path)
     result = launch_two_cpu_processes(
         "pretrain_ufet",
         ["--model_name_or_path", str(checkpoint), "--train_file", train, "--validation_file", train,
