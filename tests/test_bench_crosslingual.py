@@ -35,22 +35,29 @@ def report(shots: int, seed: int, scores: dict[str, tuple[float, float]], **chan
 
 
 def two_seeds() -> dict[str, dict]:
+    """Seed 0 with all three systems; seed 1 without the ablation (as when a grid is cut to fit)."""
     return {
         "s0.json": report(4, 0, {"F-T": (0.50, 0.46), "Cross-C": (0.52, 0.48), "Cross-C -cc": (0.52, 0.47)}),
-        "s1.json": report(4, 1, {"F-T": (0.48, 0.44), "Cross-C": (0.50, 0.47), "Cross-C -cc": (0.51, 0.44)}),
+        "s1.json": report(4, 1, {"F-T": (0.48, 0.44), "Cross-C": (0.50, 0.47)}),
     }
 
 
-def test_merge_averages_over_seeds_and_derives_the_comparisons():
+def test_merge_averages_over_seeds_and_pairs_the_comparisons_by_seed():
     merged = bench_crosslingual.merge_reports(two_seeds())
 
     cell = merged["aggregate"]["Cross-C"][4]
     assert cell["pt"] == {"mean": 47.5, "std": 0.71, "runs": [48.0, 47.0]}
     assert cell["en"]["mean"] == 51.0
+    assert merged["aggregate"]["Cross-C -cc"][4]["pt"]["runs"] == [47.0]
     comparison = merged["comparisons"][4]
-    assert comparison["pt_cross_c_minus_ft"] == 2.5  # 47.5 - 45.0
-    assert comparison["cross_lingual_term"] == {"en": -0.5, "pt": 2.0}  # (51.0 - 51.5, 47.5 - 45.5)
-    assert comparison["drop_en_to_pt"] == {"F-T": 4.0, "Cross-C": 3.5, "Cross-C -cc": 6.0}
+    assert comparison["cross_c_minus_ft"]["pt"] == {"mean": 2.5, "seeds": [0, 1], "runs": [2.0, 3.0]}
+    assert comparison["cross_c_minus_ft"]["en"]["mean"] == 2.0
+    # (b) - (c) only where both ran (seed 0), not Cross-C's two-seed mean against the ablation's one seed
+    assert comparison["cross_lingual_term"] == {
+        "pt": {"mean": 1.0, "seeds": [0], "runs": [1.0]},
+        "en": {"mean": 0.0, "seeds": [0], "runs": [0.0]},
+    }
+    assert comparison["drop_en_to_pt"] == {"F-T": 4.0, "Cross-C": 3.5, "Cross-C -cc": 5.0}
     assert [(r["seed"], r["system"]) for r in merged["runs"]][:3] == [(0, "F-T"), (0, "Cross-C"), (0, "Cross-C -cc")]
     assert merged["seconds"] == 200.0 and merged["merged_from"] == ["s0.json", "s1.json"]
 
@@ -79,7 +86,8 @@ def test_merge_command_writes_the_table_and_rejects_a_missing_report(tmp_path):
     done = subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, check=True)
     assert "| Cross-C | 51.00 (52.0, 50.0) | 47.50 (48.0, 47.0) |" in done.stdout
     assert "| label prior | 30.49 | 30.70 |" in done.stdout
-    assert json.loads(output.read_text())["comparisons"]["4"]["pt_cross_c_minus_ft"] == 2.5
+    assert "| 4 | +2.50 (seeds 0, 1) | +2.00 (seeds 0, 1) | +1.00 (seeds 0) | +0.00 (seeds 0) |" in done.stdout
+    assert json.loads(output.read_text())["comparisons"]["4"]["cross_c_minus_ft"]["pt"]["mean"] == 2.5
 
     missing = subprocess.run([*command, str(tmp_path / "nope.json")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such report" in missing.stderr
