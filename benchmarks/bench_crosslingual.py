@@ -226,7 +226,8 @@ def markdown_table(report: dict) -> str:
         for s in shots:
             for lang in ("en", "pt"):
                 value = row.get(s, {}).get(lang)
-                cells.append("" if value is None else f"{value['mean']:.2f} ({', '.join(map(str, value['runs']))})")
+                runs = "" if value is None else ", ".join(f"{run:.2f}" for run in value["runs"])
+                cells.append("" if value is None else f"{value['mean']:.2f} ({runs})")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -84,7 +84,7 @@ def test_merge_command_writes_the_table_and_rejects_a_missing_report(tmp_path):
     output = tmp_path / "grid.json"
     command = [sys.executable, str(BENCHMARKS / "bench_crosslingual.py"), "--output", str(output), "--merge"]
     done = subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, check=True)
-    assert "| Cross-C | 51.00 (52.0, 50.0) | 47.50 (48.0, 47.0) |" in done.stdout
+    assert "| Cross-C | 51.00 (52.00, 50.00) | 47.50 (48.00, 47.00) |" in done.stdout
     assert "| label prior | 30.49 | 30.70 |" in done.stdout
     assert "| 4 | +2.50 (seeds 0, 1) | +2.00 (seeds 0, 1) | +1.00 (seeds 0) | +0.00 (seeds 0) |" in done.stdout
     assert json.loads(output.read_text())["comparisons"]["4"]["cross_c_minus_ft"]["pt"]["mean"] == 2.5
