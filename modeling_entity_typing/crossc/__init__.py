@@ -10,11 +10,12 @@ from .bergamot_translation import FastTranslateTranslator
 from .contrastive import ContrastiveWeights, crossc_objective, multi_positive_contrastive_loss
 from .distant_supervision import load_entity_linked, load_kb, mine_positive_groups
 from .marker_template import MarkerTemplateEncoder
-from .modeling_crossc import MBertForContrastiveTyping
+from .modeling_crossc import UNTYPED_LABEL, MBertForContrastiveTyping
 from .translation import Seq2SeqTranslator, Translator, translate_mentions
 
 
 __all__ = [
+    "UNTYPED_LABEL",
     "ContrastiveWeights",
     "FastTranslateTranslator",
     "MBertForContrastiveTyping",

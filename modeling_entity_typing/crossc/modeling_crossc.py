@@ -30,6 +30,10 @@ from .marker_template import MarkerTemplateEncoder
 
 logger = logging.get_logger(__name__)
 
+# The label of the single placeholder row a model has before it has learned any type (after contrastive pretraining,
+# or built only to receive a label set): `set_label_set` never keeps it, so a real type named like it starts fresh.
+UNTYPED_LABEL = "[untyped]"
+
 
 def _label_list(labels: Sequence[str] | Mapping[str, str]) -> list[str]:
     """Labels in order; a `{label: phrase}` mapping (FiveFine's form) gives its keys, since Cross-C types are rows."""
@@ -74,15 +78,24 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         labels: Sequence[str] | Mapping[str, str],
         tokenizer: PreTrainedTokenizerBase | None = None,
         label_phrases: object = None,
+        generator: torch.Generator | None = None,
     ) -> list[str]:
         """Make `labels` the label set: rows of labels the model already has are kept, new rows start from
         N(0, `initializer_range`). `tokenizer` and `label_phrases` are the contract's arguments and unused here
-        (Cross-C's types are learned vectors, not phrases)."""
+        (Cross-C's types are learned vectors, not phrases).
+
+        With a (CPU) `generator`, the i-th label's fresh row is the i-th row of one draw from it, whatever else the
+        model holds: two models given the same label set and an equally seeded generator start from the same type
+        rows, so a comparison between their encoders is not confounded by the type initialisation."""
         labels = _label_list(labels)
-        old_rows = {self.config.id2label[index]: index for index in range(self.type_matrix.out_features)}
+        old_rows = {
+            self.config.id2label[index]: index
+            for index in range(self.type_matrix.out_features)
+            if self.config.id2label[index] != UNTYPED_LABEL
+        }
         weight = self.type_matrix.weight
-        new_weight = torch.empty(len(labels), weight.size(1), dtype=weight.dtype, device=weight.device)
-        new_weight.normal_(mean=0.0, std=self.config.initializer_range)
+        new_weight = torch.randn(len(labels), weight.size(1), generator=generator) * self.config.initializer_range
+        new_weight = new_weight.to(dtype=weight.dtype, device=weight.device)
         kept = [(row, old_rows[label]) for row, label in enumerate(labels) if label in old_rows]
         with torch.no_grad():
             for row, old_row in kept:
@@ -232,4 +245,4 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
 
 
-__all__ = ["MBertForContrastiveTyping"]
+__all__ = ["UNTYPED_LABEL", "MBertForContrastiveTyping"]
