@@ -60,6 +60,11 @@ def translated_test(args, runs_dir: Path) -> tuple[Path, dict]:
     return output, json.loads(report_path.read_text()) if report_path.exists() else {}
 
 
+def pretrain_temperature(args) -> list[str]:
+    """The pretraining script's `--temperature` flag when one was asked for (reports without it stay comparable)."""
+    return [] if args.pretrain_temperature is None else ["--temperature", str(args.pretrain_temperature)]
+
+
 def pretrain(args, runs_dir: Path) -> tuple[dict[str, Path], dict]:
     """Entity-pair groups from the Open Entity train + dev links and their Portuguese translations, then the
     contrastive pretraining with all terms (b) and without the cross-lingual one (c)."""
@@ -84,7 +89,7 @@ def pretrain(args, runs_dir: Path) -> tuple[dict[str, Path], dict]:
                 [sys.executable, str(ROOT / "examples" / "pretrain_contrastive.py"), "--train_file", str(examples),
                  "--model_name_or_path", str(args.encoder), "--source_lang", "en", "--output_dir", str(folder),
                  "--overwrite_output_dir", "--seed", str(args.seed), *PRETRAIN,
-                 "--learning_rate", str(args.pretrain_learning_rate),
+                 "--learning_rate", str(args.pretrain_learning_rate), *pretrain_temperature(args),
                  "--max_steps", str(args.pretrain_steps), "--eval_steps", str(max(args.pretrain_steps // 4, 1)),
                  *extra],
                 runs_dir / f"pretrain_{folder.name}.log",
@@ -275,6 +280,9 @@ def main() -> None:
     # fine-tuning sits on a collapse to the label prior that a run may or may not leave within 320 steps.
     parser.add_argument("--finetune_learning_rate", type=float, default=3e-5, help="Encoder lr of every system.")
     parser.add_argument("--pretrain_learning_rate", type=float, default=2e-5, help="Contrastive pretraining lr.")
+    parser.add_argument(
+        "--pretrain_temperature", type=float, default=None, help="τ of the contrastive terms (default: the config's)."
+    )
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS), help="A subset to run.")
     parser.add_argument("--seed", type=int, default=7771, help="Seed of the contrastive pretraining.")
     parser.add_argument("--translated_test", default=None, help="A cached translated test file to reuse.")
@@ -332,7 +340,8 @@ def main() -> None:
         + schedule_steps(args.finetune_steps)
         + ["--learning_rate", str(args.finetune_learning_rate)],
         "pretrain_schedule": PRETRAIN
-        + ["--max_steps", str(args.pretrain_steps), "--learning_rate", str(args.pretrain_learning_rate)],
+        + ["--max_steps", str(args.pretrain_steps), "--learning_rate", str(args.pretrain_learning_rate)]
+        + pretrain_temperature(args),
         "finetune_randomness": FINETUNE_RANDOMNESS,
         "test_mentions": {lang: len(test) for lang, test in tests.items()},
         "translation_report": translation_report,
