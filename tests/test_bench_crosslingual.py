@@ -97,6 +97,33 @@ def test_an_older_pretrained_folder_is_refused_not_reused(tmp_path):
     assert folders == {"Cross-C": folder} and info["Cross-C best_step"] == 37
 
 
+def test_ft_runs_join_cross_c_runs_of_another_pretraining_schedule_but_cross_c_runs_do_not():
+    """F-T never reads the pretraining schedule, so its runs from a report made under one schedule may sit beside
+    Cross-C runs made under another; two Cross-C runs of different schedules may not."""
+    old = report(4, 0, {"F-T": (0.50, 0.46), "Cross-C": (0.40, 0.38)})
+    new = report(4, 0, {"Cross-C": (0.49, 0.47)}, pretrain_schedule=["--max_steps", "150", "--temperature", "0.05"])
+    ft_only = {**old, "runs": [run for run in old["runs"] if run["system"] == "F-T"]}
+    merged = bench_crosslingual.merge_reports({"old.json:F-T": ft_only, "new.json": new})
+    assert merged["pretrain_schedule"] == ["--max_steps", "150", "--temperature", "0.05"]
+    assert merged["comparisons"][4]["cross_c_minus_ft"]["pt"]["mean"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"new\.json and old\.json differ in 'pretrain_schedule'"):
+        bench_crosslingual.merge_reports({"old.json": old, "new.json": new})
+
+
+def test_merge_argument_keeps_only_the_systems_named(tmp_path):
+    path = tmp_path / "cell.json"
+    path.write_text(json.dumps(report(4, 0, {"F-T": (0.5, 0.4), "Cross-C": (0.6, 0.5)})))
+    name, kept = bench_crosslingual.read_merge_argument(f"{path}:F-T")
+    assert name == f"{path}:F-T" and [run["system"] for run in kept["runs"]] == ["F-T"]
+    assert len(bench_crosslingual.read_merge_argument(str(path))[1]["runs"]) == 2
+    with pytest.raises(ValueError, match=r"unknown system\(s\) \['FT'\]"):
+        bench_crosslingual.read_merge_argument(f"{path}:FT")
+    with pytest.raises(ValueError, match=r"no runs of \['Cross-C -cc'\]"):
+        bench_crosslingual.read_merge_argument(f"{path}:Cross-C -cc")
+    with pytest.raises(FileNotFoundError, match="no such report"):
+        bench_crosslingual.read_merge_argument(f"{tmp_path / 'nope.json'}:F-T")
+
+
 def test_merge_refuses_a_cell_counted_twice():
     reports = two_seeds()
     reports["again.json"] = report(4, 0, {"F-T": (0.1, 0.1)})
