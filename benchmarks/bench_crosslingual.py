@@ -37,6 +37,7 @@ from bench_crossc_fewshot import (
 )
 from common import DEFAULT_DATA_DIR, machine
 
+from modeling_entity_typing import CrossCConfig
 from modeling_entity_typing.crossc import UNTYPED_LABEL
 
 
@@ -63,6 +64,30 @@ def translated_test(args, runs_dir: Path) -> tuple[Path, dict]:
 def pretrain_temperature(args) -> list[str]:
     """The pretraining script's `--temperature` flag when one was asked for (reports without it stay comparable)."""
     return [] if args.pretrain_temperature is None else ["--temperature", str(args.pretrain_temperature)]
+
+
+def check_cached_pretraining(folder: Path, args) -> dict:
+    """The pretrained folder's summary, after checking that it is what this invocation asks for (a cached folder is
+    reused, so one made by an older version or with another temperature or step count must not stand in silently)."""
+    config = json.loads((folder / "config.json").read_text())
+    summary = json.loads((folder / "all_results.json").read_text())
+    labels = list(config["id2label"].values())
+    if labels != [UNTYPED_LABEL]:  # an older driver's placeholder would be kept by fine-tuning as a trained row
+        raise SystemExit(
+            f"{folder} was pretrained by an older version (its placeholder type is {labels}, not "
+            f"{UNTYPED_LABEL!r}); delete it to pretrain again, or pass another --runs_dir."
+        )
+    temperature = args.pretrain_temperature or CrossCConfig().contrastive_temperature
+    for what, held, asked in (
+        ("temperature", config["contrastive_temperature"], temperature),
+        ("steps", summary["steps"], args.pretrain_steps),
+    ):
+        if held != asked:
+            raise SystemExit(
+                f"{folder} was pretrained with {what} {held}, this run asks for {asked}; delete it to pretrain "
+                "again, or pass another --runs_dir (one per pretraining recipe)."
+            )
+    return summary
 
 
 def pretrain(args, runs_dir: Path) -> tuple[dict[str, Path], dict]:
@@ -94,13 +119,7 @@ def pretrain(args, runs_dir: Path) -> tuple[dict[str, Path], dict]:
                  *extra],
                 runs_dir / f"pretrain_{folder.name}.log",
             )  # fmt: skip
-        labels = list(json.loads((folder / "config.json").read_text())["id2label"].values())
-        if labels != [UNTYPED_LABEL]:  # an older driver's placeholder would be kept by fine-tuning as a trained row
-            raise SystemExit(
-                f"{folder} was pretrained by an older version (its placeholder type is {labels}, not "
-                f"{UNTYPED_LABEL!r}); delete it to pretrain again, or pass another --runs_dir."
-            )
-        summary = json.loads((folder / "all_results.json").read_text())
+        summary = check_cached_pretraining(folder, args)
         info[f"{system} best_step"] = summary["best_step"]
         folders[system] = folder
     return folders, info

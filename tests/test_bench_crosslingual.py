@@ -79,7 +79,7 @@ def test_merge_refuses_a_report_from_before_the_common_randomness():
         bench_crosslingual.merge_reports(reports)
 
 
-def test_an_older_pretrained_folder_is_refused_not_reused(tmp_path):
+def test_a_cached_pretraining_of_another_version_or_recipe_is_refused_not_reused(tmp_path):
     """A cached pretraining whose placeholder type is a real type name ('entity', as older versions saved it) would
     have that row kept by fine-tuning; the driver stops and says what to delete."""
     examples = tmp_path / "distant_pairs_en_pt.jsonl"
@@ -87,14 +87,30 @@ def test_an_older_pretrained_folder_is_refused_not_reused(tmp_path):
     examples.with_suffix(".report.json").write_text("{}")
     folder = tmp_path / "pretrained"
     folder.mkdir()
-    (folder / "all_results.json").write_text(json.dumps({"best_step": 37}))
-    args = argparse.Namespace(systems=["Cross-C"], data_dir=str(tmp_path))
-    (folder / "config.json").write_text(json.dumps({"id2label": {"0": "entity"}}))
+    (folder / "all_results.json").write_text(json.dumps({"best_step": 37, "steps": 150}))
+    args = argparse.Namespace(
+        systems=["Cross-C"], data_dir=str(tmp_path), pretrain_temperature=None, pretrain_steps=150
+    )
+
+    def config(label: str, temperature: float = 0.5) -> None:
+        (folder / "config.json").write_text(
+            json.dumps({"id2label": {"0": label}, "contrastive_temperature": temperature})
+        )
+
+    config("entity")
     with pytest.raises(SystemExit, match=r"pretrained by an older version .*\['entity'\].*delete it"):
         bench_crosslingual.pretrain(args, tmp_path)
-    (folder / "config.json").write_text(json.dumps({"id2label": {"0": bench_crosslingual.UNTYPED_LABEL}}))
+    config(bench_crosslingual.UNTYPED_LABEL)
     folders, info = bench_crosslingual.pretrain(args, tmp_path)
     assert folders == {"Cross-C": folder} and info["Cross-C best_step"] == 37
+    args.pretrain_temperature = 0.05  # another recipe than the cached folder's
+    with pytest.raises(SystemExit, match=r"pretrained with temperature 0.5, this run asks for 0.05"):
+        bench_crosslingual.pretrain(args, tmp_path)
+    config(bench_crosslingual.UNTYPED_LABEL, 0.05)
+    assert bench_crosslingual.pretrain(args, tmp_path)[0] == {"Cross-C": folder}
+    args.pretrain_steps = 300
+    with pytest.raises(SystemExit, match=r"pretrained with steps 150, this run asks for 300"):
+        bench_crosslingual.pretrain(args, tmp_path)
 
 
 def test_ft_runs_join_cross_c_runs_of_another_pretraining_schedule_but_cross_c_runs_do_not():
