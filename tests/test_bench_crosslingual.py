@@ -162,3 +162,8 @@ def test_merge_command_writes_the_table_and_rejects_a_missing_report(tmp_path):
 
     missing = subprocess.run([*command, str(tmp_path / "nope.json")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such report" in missing.stderr
+
+
+def test_each_pretraining_temperature_gets_its_own_runs_folder():
+    assert bench_crosslingual.default_runs_dir(None).name == "crosslingual-seeded"
+    assert bench_crosslingual.default_runs_dir(0.05).name == "crosslingual-seeded-tau0.05"
