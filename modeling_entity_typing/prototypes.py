@@ -55,6 +55,19 @@ def type_prototypes(
     """
     by_label = _examples_by_label(examples)
     mentions = sorted({mention for items in by_label.values() for mention in items})
+    unit = dict(zip(mentions, mention_embeddings(model, tokenizer, mentions, batch_size)))
+    return {label: torch.stack([unit[mention] for mention in items]).mean(dim=0) for label, items in by_label.items()}
+
+
+@torch.no_grad()
+def mention_embeddings(
+    model: EntityTypingModel,
+    tokenizer: PreTrainedTokenizerBase,
+    mentions: Sequence[tuple[str, int, int]],
+    batch_size: int = 32,
+) -> torch.Tensor:
+    """Unit-length mention vectors `(len(mentions), hidden)` of `(text, start, end)` mentions, in eval mode (the
+    model's training mode is restored): what prototypes average and what the geometry of an encoder is read from."""
     encoder = model.get_mention_encoder(tokenizer)
     was_training = model.training
     model.eval()
@@ -66,8 +79,7 @@ def type_prototypes(
         inputs = [padded["input_ids"], padded["attention_mask"], positions]
         vectors.append(model.embed_mentions(*(tensor.to(model.device) for tensor in inputs)).float().cpu())
     model.train(was_training)
-    unit = dict(zip(mentions, F.normalize(torch.cat(vectors), dim=-1)))
-    return {label: torch.stack([unit[mention] for mention in items]).mean(dim=0) for label, items in by_label.items()}
+    return F.normalize(torch.cat(vectors), dim=-1)
 
 
-__all__ = ["type_prototypes"]
+__all__ = ["mention_embeddings", "type_prototypes"]

@@ -16,6 +16,7 @@ from modeling_entity_typing.contract import EntityTypingConfig, MentionEncoder
 from modeling_entity_typing.decision import DECISION_RULES
 from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.modeling_utils import EntityTypingPreTrainedModel
+from modeling_entity_typing.prototypes import mention_embeddings
 from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
     featurize_mentions,
@@ -167,6 +168,20 @@ def test_prototypes_and_the_pipeline_use_only_the_contract(family):
     typer = pipeline("entity-typing", model=model, tokenizer=tokenizer)
     result = typer(MENTIONS[0][0], span=MENTIONS[0][1:], top_k=2)
     assert len(result["labels"]) == 2 and {item["label"] for item in result["labels"]} <= set(TINY_LABELS)
+
+
+def test_mention_embeddings_are_the_models_vectors_at_unit_length_whatever_the_batching(family):
+    model, tokenizer = family
+    model.train()
+    vectors = mention_embeddings(model, tokenizer, MENTIONS, batch_size=2)
+    assert model.training, "the caller's training mode is restored"
+    assert vectors.shape == (len(MENTIONS), vector_size(model))
+    torch.testing.assert_close(vectors.norm(dim=-1), torch.ones(len(MENTIONS)))
+    torch.testing.assert_close(mention_embeddings(model, tokenizer, MENTIONS, batch_size=len(MENTIONS)), vectors)
+    model.eval()
+    with torch.no_grad():
+        direct = model.embed_mentions(**model_inputs(model, tokenizer))
+    torch.testing.assert_close(vectors, torch.nn.functional.normalize(direct, dim=-1))
 
 
 def test_the_pipeline_refuses_a_model_outside_the_contract():
