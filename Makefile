@@ -47,7 +47,7 @@ bench: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/bench_pipeline.py --output benchmarks/results/pipeline.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_onnx.py --output benchmarks/results/onnx.json
 
-# Fast CPU inference (BENCHMARKS.md, issue #15): ~10 min on 2 cores; needs the split-0 model of `make bench-quality`.
+# Fast CPU inference (BENCHMARKS.md, issue #15): ~10 min on 2 cores; needs the split-0 model of `make bench-quality-mlm`.
 bench-fast: $(STAMP)
 	mkdir -p benchmarks/results
 	$(OFFLINE) $(BIN)/python benchmarks/bench_fast_cpu.py --output benchmarks/results/fast_cpu.json

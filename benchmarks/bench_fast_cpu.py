@@ -3,7 +3,8 @@
     python benchmarks/bench_fast_cpu.py --output benchmarks/results/fast_cpu.json
 
 A trained model, FiveFine fine-tuned on OntoNotes 5-shot split 0 (`--model_dir`, by default
-`outputs/bench/onto5-fivefine-ufet-crowd-seed1-split0`, made by `bench_fet_fewshot.py` in `make bench-quality`), and
+`outputs/bench/onto5-fivefine-ufet-crowd-seed1-split0`, a model in the paper's MLM type space made by
+`bench_fet_fewshot.py` in `make bench-quality-mlm`; `make bench-quality` makes the encoder-space ones), and
 the OntoNotes test set (`--test_file`, 3,461 mentions, read and scored as `examples/finetune_fet.py` does: format
 "ali", right context from the tokens, argmax type plus its ancestors, hierarchical micro-F1 from
 `evaluation.scoring.typing_scores`). Systems, all on the same pre-tokenised batches (padded to each batch's longest):
@@ -74,8 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not (args.model_dir / "config.json").is_file():
         parser.error(
-            f"--model_dir {str(args.model_dir)!r} holds no trained model (no config.json). `make bench-quality` makes "
-            "the default one (given outputs/bench/ufet-crowd-seed1, only its split 0: `python "
+            f"--model_dir {str(args.model_dir)!r} holds no trained model (no config.json). `make bench-quality-mlm` "
+            "makes the default one (given outputs/bench/ufet-crowd-seed1, only its split 0: `python "
             "benchmarks/bench_fet_fewshot.py --method fivefine --model_name_or_path outputs/bench/ufet-crowd-seed1 "
             "--splits 0 --output /tmp/onto_split0.json`); or pass another trained FiveFine model folder."
         )
