@@ -31,7 +31,7 @@ from modeling_entity_typing.prototypes import mention_embeddings
 
 
 ROOT = Path(__file__).resolve().parents[1]
-TRANSLATION_SUFFIX = "@pt"  # the id a translated record carries: its source id and the target language
+TRANSLATION_SUFFIX = "@pt"  # what `crossc.translation` appends to a translated record's id (source id @ language)
 
 
 def parse_model(value: str) -> tuple[str, Path]:
@@ -56,8 +56,6 @@ def load_model(path: Path):
 def paired_mentions(english: Path, portuguese: Path, limit: int) -> tuple[list, list, list[set[str]]]:
     """English mentions with a translation, in English file order, their translations, and their labels."""
     translated = {row["id"].removesuffix(TRANSLATION_SUFFIX): row for row in load_mentions(portuguese)}
-    if not translated:
-        raise SystemExit(f"{portuguese}: no translated records.")
     source, target, labels = [], [], []
     for row in load_mentions(english):
         match = translated.get(row["id"])
