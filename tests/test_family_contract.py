@@ -2,6 +2,9 @@
 as the pipeline, training, prototypes and the exports rely on it to."""
 
 import ast
+import copy
+import io
+import pickle
 from pathlib import Path
 
 import pytest
@@ -159,6 +162,47 @@ def test_save_and_load_keep_the_label_set_and_scores(family, tmp_path):
     assert loaded.config.label2id == model.config.label2id
     with torch.no_grad():
         torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits)
+
+
+def _copies(model) -> dict[str, torch.nn.Module]:
+    """`model` deep-copied, through pickle, and through `torch.save`/`torch.load` of the whole module."""
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    return {
+        "deepcopy": copy.deepcopy(model),
+        "pickle": pickle.loads(pickle.dumps(model)),
+        "torch.save": torch.load(buffer, weights_only=False),
+    }
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["built", "from_pretrained"])
+def test_copies_and_pickles_score_alike_and_are_independent(family, saved, tmp_path):
+    """EMA, weight averaging, multiprocessing and `torch.save(model)` copy the module: each copy scores as the
+    original and shares nothing with it, and its own weight updates reach its scores even when they bypass the
+    version counter (as fused optimizers do) while the type matrix is cached."""
+    model, tokenizer = family
+    if saved:
+        model.save_pretrained(tmp_path)
+        model = AutoModel.from_pretrained(tmp_path).eval()
+    inputs = model_inputs(model, tokenizer)
+    with torch.no_grad():
+        expected = model(**inputs).logits  # in eval mode without gradients: cached type vectors are filled
+    targets = torch.zeros(len(MENTIONS), model.config.num_labels)
+    targets[:, 0] = 1.0
+    for how, copied in _copies(model).items():
+        assert type(copied) is type(model) and copied.config.label_list() == model.config.label_list(), how
+        assert not {id(p) for p in model.parameters()} & {id(p) for p in copied.parameters()}, how
+        with torch.no_grad():
+            torch.testing.assert_close(copied(**inputs).logits, expected, rtol=0, atol=0, msg=how)
+        copied(**inputs, labels=targets).loss.backward()  # still in eval mode, as an EMA update may run
+        with torch.no_grad():
+            for parameter in copied.parameters():
+                if parameter.grad is not None:
+                    parameter.data.sub_(parameter.grad.sign())  # through `.data`: no version bump
+            assert not torch.allclose(copied(**inputs).logits, expected), f"{how}: a stale type matrix was served"
+        torch.testing.assert_close(model(**inputs).logits.detach(), expected, rtol=0, atol=0, msg=how)
+        assert all(p.grad is None for p in model.parameters()), how
 
 
 def test_prototypes_and_the_pipeline_use_only_the_contract(family):

@@ -167,8 +167,13 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
     config: FiveFineConfig
     head_parameter_prefixes = ("type_encoder.",)  # `("type_scorer.",)` under `type_space="encoder"`
     # The MLM output bias trains only under the MLM term (the decoder weight is the tied word embedding).
-    auxiliary_parameter_prefixes = MappingProxyType(
+    _AUXILIARY_PREFIXES = MappingProxyType(
         {"mlm": ("cls.predictions.bias", "cls.predictions.decoder.bias"), "nwp": ("nwp_head.",)}
+    )
+    # In the encoder type space typing reads the encoder's mean, not the MLM head's transform, so only the MLM term
+    # trains it; left trainable, DDP stops at the first step (a parameter without gradient) when MLM is off.
+    _ENCODER_SPACE_AUXILIARY_PREFIXES = MappingProxyType(
+        {**_AUXILIARY_PREFIXES, "mlm": (*_AUXILIARY_PREFIXES["mlm"], "cls.predictions.transform.")}
     )
     supports_candidate_labels = True  # types are phrases: any label set scores without training
     _tied_weights_keys = {
@@ -186,11 +191,6 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         self.type_scorer = CosineTypeScorer() if encoder_space else None
         if encoder_space:
             self.head_parameter_prefixes = ("type_scorer.",)
-            # Typing reads the encoder's mean here, not the MLM head's transform, so only the MLM term trains it;
-            # left trainable, DDP stops at the first step (a parameter without gradient) when MLM is off.
-            auxiliary = self.auxiliary_parameter_prefixes
-            mlm_only = (*auxiliary["mlm"], "cls.predictions.transform.")
-            self.auxiliary_parameter_prefixes = MappingProxyType({**auxiliary, "mlm": mlm_only})
         # The paper's "new MLM classification head": untied, initialised from the MLM head by `from_encoder`.
         self.nwp_head = BertOnlyMLMHead(config) if config.nwp_loss_weight > 0 else None
         self._type_cache: OrderedDict = OrderedDict()
@@ -199,6 +199,26 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         self._label_set_version = 0
         self._load_label_set_buffers()
         self.post_init()
+
+    @property
+    def auxiliary_parameter_prefixes(self) -> Mapping[str, tuple[str, ...]]:
+        """Per auxiliary loss term, the parameters only it trains (read-only). A class constant per type space, not
+        an instance attribute: a mapping proxy does not pickle, and models must deep-copy and pickle."""
+        if self.config.type_space == "encoder":
+            return self._ENCODER_SPACE_AUXILIARY_PREFIXES
+        return self._AUXILIARY_PREFIXES
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles start with an empty type cache: cached matrices and the watched-weight registry (weak
+        references, which do not pickle) belong to this instance's parameters; a copy watches its own."""
+        state = super().__getstate__()
+        state["_type_cache"] = OrderedDict()
+        del state["_watched_type_weights"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._watched_type_weights = weakref.WeakValueDictionary()
 
     @torch.no_grad()
     def _init_weights(self, module):
