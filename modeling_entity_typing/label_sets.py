@@ -11,6 +11,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from .mention_encoding import tokenize_texts, word_start_piece_id
+from .mention_inputs import check_encodable
 
 
 def default_label_phrase(label: str) -> str:
@@ -48,6 +49,7 @@ class LabelSet:
         for index, label in enumerate(labels):
             if not isinstance(label, str) or not label.strip():
                 raise ValueError(f"Label {index} must be a non-empty string, got {label!r}.")
+            check_encodable(label, f"Label {index} ({label!r})")
         if len(set(labels)) != len(labels):
             repeated = sorted({label for label in labels if labels.count(label) > 1})
             raise ValueError(f"Each label must appear once; repeated: {repeated}.")
@@ -62,6 +64,7 @@ class LabelSet:
         for label, phrase in zip(labels, phrases):
             if not isinstance(phrase, str) or not phrase.strip():
                 raise ValueError(f"The phrase of label {label!r} must be a non-empty string, got {phrase!r}.")
+            check_encodable(phrase, f"The phrase of label {label!r}")
         return cls(tuple(labels), tuple(phrases))
 
     def tokenize(self, tokenizer: PreTrainedTokenizerBase) -> list[list[int]]:

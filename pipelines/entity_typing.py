@@ -21,104 +21,38 @@ except ImportError:  # pragma: no cover - `datasets` is a dependency; keep the p
 from ..contract import EntityTypingModel
 from ..decision import check_rule_options, decide, resolve_rule
 from ..label_sets import LabelSet
-from ..mention_encoding import mention_token_ids
-from ..mention_inputs import check_text, resolve_span
+from ..mention_inputs import (
+    EntityTypingInputError,
+    InvalidInput,
+    Mention,
+    batch_error,
+    check_batch_size,
+    check_errors_mode,
+    check_inputs,
+    parse_input,
+    problems_of,
+)
 
 
 logger = logging.get_logger(__name__)
 
 OPTIONS = ("threshold", "top_k", "decision", "candidate_labels", "errors")
-ERROR_MODES = ("raise", "return")
-# How many bad items a batch error spells out in its message; all of them are in `EntityTypingInputError.problems`.
-LISTED_PROBLEMS = 20
-# Mention strings tokenized per call when a list is checked before the model runs.
-CHECK_CHUNK = 1024
-
-
-class EntityTypingInputError(ValueError, TypeError):
-    """Bad items of a batch or stream, named by index; `problems` maps each index to what is wrong with it.
-
-    A subclass of both `ValueError` and `TypeError`, so code that catches either for a single input catches it too.
-    """
-
-    def __init__(self, message: str, problems: Mapping[int, str] | None = None):
-        super().__init__(message)
-        self.problems: dict[int, str] = dict(problems or {})
-
-
-@dataclass(frozen=True)
-class _Mention:
-    """A checked mention: `text[start:end]`, inside the text and not blank."""
-
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class _Invalid:
-    """An input found bad before the model ran, kept in its place so `errors="return"` can report it there."""
-
-    message: str
 
 
 @dataclass(frozen=True)
 class _Item:
-    """One input of a batch or stream with its position, so that an error can name it."""
+    """One input of a batch or stream with its position, so that an error can name it; `listed` when it came in a
+    list, which was checked whole before the model ran (nothing of it has been returned)."""
 
     index: int
     value: Any
-
-
-def parse_input(item: Any) -> _Mention:
-    """Check one input, `{"text", "span"}` or a record `{"text", "start", "end", ...}`, and return its mention.
-
-    Other keys (labels, ids) are ignored, so the records of `load_mentions` can be typed as they are. A key whose
-    value is `None` counts as absent (a `datasets` table fills a column's missing values with `None`).
-    """
-    if not isinstance(item, Mapping):
-        if item is None or isinstance(item, (str, bytes, bytearray)):
-            check_text(item)  # a bare text in a batch: say what the dict form is
-            raise TypeError(
-                f"In a batch each input is a dict, got the bare text {item[:40]!r}: pass "
-                "{'text': ..., 'span': (start, end) or 'mention'} (or the keys 'start' and 'end')."
-            )
-        raise TypeError(
-            "Each input must be a text with `span=`, or a dict {'text': ..., 'span': ...} (or with 'start' and "
-            f"'end'); got {type(item).__name__}."
-        )
-    if "text" not in item:
-        raise TypeError(
-            f"An input dict needs the key 'text', and 'span' or both 'start' and 'end'; got keys {sorted(item)}."
-        )
-    text = item["text"]
-    check_text(text)
-    has_span = item.get("span") is not None
-    offsets = [key for key in ("start", "end") if item.get(key) is not None]
-    if has_span and offsets:
-        raise TypeError(
-            f"An input dict gives the mention either as 'span' or as 'start' and 'end', not both; got "
-            f"span={item['span']!r}, " + ", ".join(f"{key}={item[key]!r}" for key in offsets) + "."
-        )
-    if offsets:
-        if len(offsets) == 1:
-            missing = "end" if offsets == ["start"] else "start"
-            raise TypeError(f"An input dict with {offsets[0]!r} also needs {missing!r} (end exclusive).")
-        span = (item["start"], item["end"])
-    else:
-        span = item.get("span")
-    start, end = resolve_span(text, span)
-    return _Mention(text, start, end)
+    listed: bool = False
 
 
 def check_options(threshold, top_k, decision, errors: str | None = None) -> None:
     """Raise a `ValueError` naming the first bad option: the decision options as everywhere, then `errors`."""
     check_rule_options(threshold, top_k, decision)
-    if errors is not None and errors not in ERROR_MODES:
-        raise ValueError(
-            f"`errors` must be 'raise' (a bad input stops the call) or 'return' (it comes back as "
-            f"{{'index', 'error'}} in its place), got {errors!r}."
-        )
+    check_errors_mode(errors)
 
 
 class _Indexed(TorchDataset):
@@ -202,6 +136,7 @@ class EntityTypingPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        check_batch_size(self._batch_size)
         if not isinstance(self.model, EntityTypingModel):
             raise TypeError(
                 f"The entity-typing pipeline types with a model of this package, got {type(self.model).__name__}, "
@@ -212,9 +147,11 @@ class EntityTypingPipeline(Pipeline):
         self._phrase_lock = threading.Lock()
         self._configured_labels: tuple[Any, list[str]] = (None, [])
         self._placeholder: dict[str, torch.Tensor] | None = None
+        self._warned_not_finite = False
 
     def __call__(self, inputs, span=None, **kwargs):
         """Type one mention (a text with `span=`, or one dict) or many (a list, or any iterable of dicts)."""
+        check_batch_size(kwargs.get("batch_size"))
         if not _is_collection(inputs):
             if not isinstance(inputs, Mapping):
                 inputs = {"text": inputs, "span": span}
@@ -232,47 +169,11 @@ class EntityTypingPipeline(Pipeline):
         if not inputs:
             return []
         errors = kwargs.get("errors") or self._preprocess_params.get("errors", "raise")
-        items = self._check_all(inputs)
-        problems = {item.index: item.value.message for item in items if isinstance(item.value, _Invalid)}
+        checked = check_inputs(inputs, self.tokenizer)
+        problems = problems_of(checked)
         if problems and errors == "raise":
-            raise EntityTypingInputError(self._describe(problems, len(inputs)), problems)
-        return super().__call__(items, **kwargs)
-
-    def _check_all(self, inputs: list) -> list[_Item]:
-        """Every item of a list checked before the model runs: its `_Mention`, or `_Invalid` with the reason."""
-        items = []
-        for index, item in enumerate(inputs):
-            try:
-                items.append(_Item(index, parse_input(item)))
-            except (TypeError, ValueError) as error:
-                items.append(_Item(index, _Invalid(str(error))))
-        checked = [item for item in items if isinstance(item.value, _Mention)]
-        for begin in range(0, len(checked), CHECK_CHUNK):
-            chunk = checked[begin : begin + CHECK_CHUNK]
-            mentions = [item.value.text[item.value.start : item.value.end] for item in chunk]
-            pieces = mention_token_ids(
-                self.tokenizer, [(item.value.text, item.value.start, item.value.end) for item in chunk]
-            )
-            for item, mention, ids in zip(chunk, mentions, pieces):
-                if not ids:
-                    message = (
-                        f"The mention {mention!r} has no word pieces for this tokenizer (it holds only characters "
-                        "the tokenizer drops, such as control characters or lone combining marks); choose a span "
-                        "over a word."
-                    )
-                    items[item.index] = _Item(item.index, _Invalid(message))
-        return items
-
-    @staticmethod
-    def _describe(problems: Mapping[int, str], total: int) -> str:
-        """The message of a list's input error: how many items are bad, and each one's index and problem."""
-        lines = [f"  item {index}: {message}" for index, message in list(problems.items())[:LISTED_PROBLEMS]]
-        if len(problems) > LISTED_PROBLEMS:
-            lines.append(f"  ... and {len(problems) - LISTED_PROBLEMS} more (all of them in `error.problems`).")
-        return (
-            f"{len(problems)} of {total} inputs are invalid, so none was typed. Fix them, or pass errors='return' to "
-            "type the others and get {'index', 'error'} in place of each bad one:\n" + "\n".join(lines)
-        )
+            raise batch_error(problems, len(inputs))
+        return super().__call__([_Item(index, value, listed=True) for index, value in enumerate(checked)], **kwargs)
 
     def _sanitize_parameters(
         self, threshold=None, top_k=None, decision=None, candidate_labels=None, errors=None, **unknown
@@ -299,22 +200,27 @@ class EntityTypingPipeline(Pipeline):
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, inputs, errors: str = "raise") -> dict[str, Any]:
-        index = None
+        index, listed = None, False
         if isinstance(inputs, _Item):
-            index, inputs = inputs.index, inputs.value
+            index, listed, inputs = inputs.index, inputs.listed, inputs.value
         try:
-            if isinstance(inputs, _Invalid):
+            if isinstance(inputs, InvalidInput):
                 raise ValueError(inputs.message)
-            mention = inputs if isinstance(inputs, _Mention) else parse_input(inputs)
+            mention = inputs if isinstance(inputs, Mention) else parse_input(inputs)
             encoded = self.mention_encoder.encode(mention.text, mention.start, mention.end)
         except (TypeError, ValueError) as error:
             if errors == "return":
                 return self._error_inputs(index, str(error))
             if index is None:
                 raise
+            # A list comes back whole or not at all; a stream has already handed out the results before this item.
+            if listed:
+                returned = "Nothing of the list was returned"
+            else:
+                returned = "The results of earlier batches were already returned"
             raise EntityTypingInputError(
-                f"Input {index} is invalid: {error} (The results of earlier batches were already returned; pass "
-                "errors='return' to get {'index', 'error'} in place of each bad input instead.)",
+                f"Input {index} is invalid: {error} ({returned}; pass errors='return' to get "
+                "{'index', 'error'} in place of each bad input instead.)",
                 {index: str(error)},
             ) from error
         return {
@@ -361,7 +267,26 @@ class EntityTypingPipeline(Pipeline):
         meta = model_inputs.pop("meta")
         if label_set is not None:
             model_inputs.update(self._phrase_inputs_of(label_set))
-        return {"logits": self.model(**model_inputs).logits, "meta": meta}
+        logits = self.model(**model_inputs).logits
+        self._warn_if_not_finite(logits)
+        return {"logits": logits, "meta": meta}
+
+    def _warn_if_not_finite(self, logits: torch.Tensor) -> None:
+        """Warn, once per pipeline, when the model scores a batch with NaN or inf: its scores would come back `nan`
+        (or 0 and 1) with nothing else to show that the model, not the input, is broken. One reduction per batch."""
+        if self._warned_not_finite:
+            return
+        finite = torch.isfinite(logits).all(dim=-1)
+        if bool(finite.all()):
+            return
+        self._warned_not_finite = True
+        logger.warning(
+            f"The model gave non-finite logits (NaN or inf) for {int((~finite).sum())} of {finite.numel()} mentions "
+            "of a batch, so their scores are nan (or exactly 0 or 1) and the labels chosen from them mean nothing. "
+            "Its weights probably hold NaN or inf (a damaged or badly converted checkpoint, or a training run that "
+            "diverged), or half precision overflowed: check `all(p.isfinite().all() for p in model.parameters())`. "
+            "Said once per pipeline."
+        )
 
     def _labels_of_config(self) -> list[str]:
         # Keyed on the dict object itself (held, so its id cannot be reused): `set_label_set` assigns a new one.

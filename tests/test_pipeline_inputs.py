@@ -4,10 +4,13 @@ transformers' `top_k` convention, the bounded phrase cache, and library-mode loa
 
 import copy
 import json
+import logging
+import math
 import threading
 from contextlib import contextmanager
 
 import pytest
+import torch
 from datasets import Dataset
 from tiny import make_tiny_model, make_tiny_tokenizer
 from transformers import pipeline
@@ -332,3 +335,95 @@ def test_a_hub_export_loads_through_the_registered_pipeline_without_remote_code(
     assert type(typer).__module__ == "modeling_entity_typing.pipelines.entity_typing"
     reference = pipeline("entity-typing", model=model, tokenizer=tokenizer)
     assert same_result(typer(TEXT, span=(0, 10), threshold=0.0), reference(TEXT, span=(0, 10), threshold=0.0))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Text that cannot be encoded, bad batch sizes, a list item that fails late, non-finite scores
+
+SURROGATE_TEXT = "x \ud800 Paris"
+SURROGATE_MESSAGE = "`text` holds the lone surrogate \\ud800 at character 2 (half of a UTF-16 pair"
+
+
+def test_a_lone_surrogate_is_named_with_its_offset_not_left_to_the_tokenizer(typer):
+    for call in ({"span": (4, 9)}, {"span": "Paris"}, {"span": (2, 3)}):
+        with pytest.raises(ValueError) as caught:
+            typer(SURROGATE_TEXT, **call)
+        assert str(caught.value).startswith(SURROGATE_MESSAGE) and "replace the surrogate" in str(caught.value)
+    assert typer(SURROGATE_TEXT, span=(4, 9), errors="return")["error"].startswith(SURROGATE_MESSAGE)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_a_lone_surrogate_in_a_list_is_found_before_the_model_runs(typer, batch_size):
+    batch = [OK, {"text": SURROGATE_TEXT, "start": 4, "end": 9}, OK]
+    with counting_forward_calls(typer.model) as calls, pytest.raises(EntityTypingInputError) as caught:
+        typer(batch, batch_size=batch_size)
+    assert calls[0] == 0 and list(caught.value.problems) == [1]
+    assert str(caught.value).startswith("1 of 3 inputs are invalid, so none was typed.")
+    assert f"item 1: {SURROGATE_MESSAGE}" in str(caught.value)
+    results = typer(batch, batch_size=batch_size, errors="return")
+    assert results[1]["index"] == 1 and results[1]["error"].startswith(SURROGATE_MESSAGE)
+    assert same_result(results[0], typer(OK)) and same_result(results[2], typer(OK))
+
+
+def test_a_lone_surrogate_in_a_stream_names_its_index(typer):
+    rows = [OK, {"text": SURROGATE_TEXT, "span": (4, 9)}]
+    with pytest.raises(EntityTypingInputError, match=r"^Input 1 is invalid: `text` holds the lone surrogate \\ud800"):
+        list(typer((row for row in rows), batch_size=1))
+
+
+@pytest.mark.parametrize(
+    "candidate_labels, message",
+    [
+        (["city", "a\udc80b"], r"^Label 1 \('a\\udc80b'\) holds the lone surrogate \\udc80 at character 1"),
+        ({"city": "big \ud83d town"}, r"^The phrase of label 'city' holds the lone surrogate \\ud83d at character 4"),
+    ],
+)
+def test_a_lone_surrogate_in_candidate_labels_is_named(typer, candidate_labels, message):
+    with counting_forward_calls(typer.model) as calls, pytest.raises(ValueError, match=message):
+        typer(TEXT, span=(0, 10), candidate_labels=candidate_labels)
+    with pytest.raises(ValueError, match=message):
+        typer([OK], candidate_labels=candidate_labels, errors="return")
+    assert calls[0] == 0
+
+
+@pytest.mark.parametrize("batch_size", ["2", 0, -1, 2.0, True])
+def test_a_bad_batch_size_is_named_with_what_was_given(_tiny_model, tiny_tokenizer, typer, batch_size):
+    message = rf"^`batch_size` must be a positive integer \(inputs per model call\), got {type(batch_size).__name__} "
+    for inputs in ([OK, OK], OK, (row for row in [OK])):
+        with pytest.raises(ValueError, match=message):
+            typer(inputs, batch_size=batch_size)
+    with pytest.raises(ValueError, match=message):
+        pipeline("entity-typing", model=_tiny_model, tokenizer=tiny_tokenizer, batch_size=batch_size)
+
+
+def test_a_list_item_failing_after_the_checks_does_not_claim_earlier_results_were_returned(typer, monkeypatch):
+    """The list check covers every known problem; should encoding still fail, nothing of the list came back."""
+    encode = typer.mention_encoder.encode
+
+    def failing_encode(text, start, end):
+        if text == "Paris is big.":
+            raise ValueError("cannot encode this")
+        return encode(text, start, end)
+
+    monkeypatch.setattr(typer.mention_encoder, "encode", failing_encode)
+    with pytest.raises(EntityTypingInputError) as caught:
+        typer([OK, {"text": "Paris is big.", "span": (0, 5)}], batch_size=1)
+    assert str(caught.value).startswith("Input 1 is invalid: cannot encode this (Nothing of the list was returned;")
+    assert "earlier" not in str(caught.value)
+
+
+def test_non_finite_scores_warn_once_naming_the_weights(_tiny_model, tiny_tokenizer, typer, caplog):
+    model = copy.deepcopy(_tiny_model).eval()
+    with torch.no_grad():
+        model.type_encoder.layer_norm.weight.fill_(float("nan"))
+    broken = pipeline("entity-typing", model=model, tokenizer=tiny_tokenizer)
+    logger = "modeling_entity_typing.pipelines.entity_typing"
+    with caplog.at_level(logging.WARNING, logger=logger):
+        results = broken([OK, OK, OK], batch_size=2)
+        broken(OK)
+        typer(OK)  # a sound model says nothing
+    assert all(math.isnan(label["score"]) for result in results for label in result["labels"])
+    warnings = [record.getMessage() for record in caplog.records if record.name == logger]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("The model gave non-finite logits (NaN or inf) for 2 of 2 mentions of a batch")
+    assert "Its weights probably hold NaN or inf (a damaged or badly converted checkpoint" in warnings[0]
