@@ -41,8 +41,15 @@ def test_invalid_utf8_names_line_and_byte(tmp_path):
 def test_lone_surrogate_escape_names_line_and_key(tmp_path):
     path = tmp_path / "surrogate.jsonl"
     path.write_text(jsonl(RECORD) + '{"text": "Ad\\ud800 wrote", "start": 0, "end": 3, "labels": ["/person"]}\n')
-    with pytest.raises(MentionDataError, match=r"surrogate\.jsonl:2: 'text' holds the lone surrogate escape \\ud800"):
+    with pytest.raises(
+        MentionDataError, match=r"surrogate\.jsonl:2: 'text' holds the lone surrogate \\ud800 at character 2"
+    ):
         load_mentions(path, "mentions")
+    path.write_text(jsonl(RECORD) + '{"text": "Ada", "start": 0, "end": 3, "labels": ["/per\\udc00son"]}\n')
+    with pytest.raises(
+        MentionDataError, match=r"surrogate\.jsonl:2: 'labels'\[0\] holds the lone surrogate \\udc00 at"
+    ):
+        load_mentions(path)  # with format detection too
     path.write_text('{"text": "\\ud83d\\ude00 Ada", "start": 2, "end": 5, "labels": ["/person"]}\n')
     assert load_mentions(path, "mentions")[0]["text"] == "\U0001f600 Ada"  # a surrogate pair is one character
 
@@ -238,3 +245,94 @@ def test_label_phrase_file_with_byte_order_mark_and_bad_bytes(tmp_path):
     path.write_bytes(b"/person/artist\tartist\n/location\tpl\xe4ce\n")
     with pytest.raises(MentionDataError, match=r"phrases\.tsv:2: not valid UTF-8"):
         read_label_phrases(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# JSON that parses badly, or parses but loses data: nesting, bad first lines, repeated keys and ids
+
+DATA_LOGGER = "modeling_entity_typing.data.mention_data"
+
+
+@pytest.mark.parametrize("line", [1, 2])
+def test_json_nested_too_deep_names_the_line(tmp_path, line):
+    path = tmp_path / "deep.jsonl"
+    deep = json.dumps({**RECORD, "id": "x"})[:-1] + ', "extra": ' + "[" * 50_000 + "]" * 50_000 + "}\n"
+    path.write_text(jsonl(RECORD) * (line - 1) + deep)
+    for fmt in ("mentions", None):
+        with pytest.raises(MentionDataError, match=rf"deep\.jsonl:{line}: the JSON is nested too deep to read"):
+            load_mentions(path, fmt)
+
+
+def test_bad_json_on_the_first_line_says_so_rather_than_the_format_is_unknown(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "Ada", "start": 0, "end": 3, "labels": ["/person"],}\n' + jsonl(RECORD))
+    message = r"bad\.jsonl:1: not valid JSON \(Expecting property name enclosed in double quotes at column 61\)"
+    with pytest.raises(MentionDataError, match=message):
+        detect_format(path)
+    with pytest.raises(MentionDataError, match=message):
+        load_mentions(path)
+    path.write_text("this is no data file at all\n")  # neither JSON nor tab-separated: the format is unknown
+    with pytest.raises(MentionDataError, match=r"bad\.jsonl:1: cannot tell the format of this file"):
+        load_mentions(path)
+    path.write_text("[\tO\nParis\tB-location\n")  # a CoNLL file whose first token is a bracket stays CoNLL
+    assert detect_format(path) == "bio"
+
+
+@pytest.mark.parametrize(
+    "line, fmt, key",
+    [
+        ('{"text": "Ada wrote", "start": 0, "end": 3, "labels": ["/person"], "labels": []}', "mentions", "labels"),
+        ('{"tokens": ["Ada"], "mentions": [{"start": 0, "end": 1, "labels": ["/a"], "start": 0}]}', "afet", "start"),
+    ],
+)
+def test_a_key_given_twice_in_one_object_is_an_error(tmp_path, line, fmt, key):
+    path = tmp_path / "twice.jsonl"
+    sound = {"mentions": RECORD, "afet": {"tokens": ["Ada"], "mentions": []}}[fmt]
+    path.write_text(jsonl(sound) + line + "\n")
+    with pytest.raises(
+        MentionDataError, match=rf"twice\.jsonl:2: the key '{key}' appears twice in one JSON object; only the last"
+    ):
+        load_mentions(path, fmt)
+
+
+def test_ids_used_twice_in_a_file_are_a_warning_naming_the_lines(tmp_path, caplog):
+    path = tmp_path / "ids.jsonl"
+    path.write_text(
+        jsonl({**RECORD, "id": "a"}, {**RECORD, "id": "b"}, {**RECORD, "id": "a"}, RECORD, {**RECORD, "id": "a"})
+        + jsonl({**RECORD, "id": "4"})  # line 6 repeats the id line 4 got from its line number
+    )
+    with caplog.at_level(logging.WARNING, logger=DATA_LOGGER):
+        records = load_mentions(path)
+    assert records["id"] == ["a", "b", "a", "4", "a", "4"]  # read, not refused: released files repeat ids
+    warnings = [record.getMessage() for record in caplog.records if record.name == DATA_LOGGER]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        f"{path}: 2 record id(s) are used by more than one record: 'a' on lines 1, 3, 5; '4' on lines 4, 6. "
+    )
+    caplog.clear()
+    other = tmp_path / "other.jsonl"
+    other.write_text(jsonl({**RECORD, "id": "a"}, RECORD))
+    with caplog.at_level(logging.WARNING, logger=DATA_LOGGER):
+        list(load_mentions(path, streaming=True))  # a stream keeps no ids
+        assert load_mentions([other, other])["id"] == ["a", "2", "a", "2"]  # ids are checked per file
+    assert not [record for record in caplog.records if record.name == DATA_LOGGER]
+
+
+def test_a_warning_about_many_repeated_ids_lists_ten(tmp_path, caplog):
+    path = tmp_path / "ufet.json"
+    path.write_text(jsonl(*[{**UFET, "annot_id": f"m{index % 12}"} for index in range(24)]))
+    with caplog.at_level(logging.WARNING, logger=DATA_LOGGER):
+        load_mentions(path, "ufet")
+    (warning,) = [record.getMessage() for record in caplog.records if record.name == DATA_LOGGER]
+    assert "12 record id(s) are used by more than one record: 'm0' on lines 1, 13;" in warning
+    assert "'m9' on lines 10, 22; and 2 more." in warning and "'m10'" not in warning
+
+
+def test_afet_ids_tell_documents_apart(tmp_path, caplog):
+    """AFET's `senid` numbers the sentences of one document (`fileid`); ids made from it alone repeated."""
+    sentence = {"tokens": ["Ada", "wrote"], "mentions": [{"start": 0, "end": 1, "labels": ["/person"]}]}
+    path = tmp_path / "afet.json"
+    path.write_text(jsonl({**sentence, "senid": 0, "fileid": "a"}, {**sentence, "senid": 0, "fileid": "b"}))
+    with caplog.at_level(logging.WARNING, logger=DATA_LOGGER):
+        assert load_mentions(path, "afet")["id"] == ["a/0-0", "b/0-0"]
+    assert not [record for record in caplog.records if record.name == DATA_LOGGER]

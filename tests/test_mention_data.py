@@ -176,7 +176,7 @@ def test_afet_fixture_gives_one_record_per_mention(tmp_path):
     assert detect_format(path) == "afet"
     assert [mention(r) for r in records] == ["Valley Federal", "Ann Lee"]
     assert [r["labels"] for r in records] == [["/organization"], ["/person"]]
-    assert [r["id"] for r in records] == ["7-0", "7-1"]
+    assert [r["id"] for r in records] == ["f/7-0", "f/7-1"]  # senid counts the sentences of one fileid
 
 
 def test_tsv_fixture(tmp_path):

@@ -4,7 +4,9 @@ Every reader turns its format into character spans over one text, so the templat
 metrics never see a format. Readers stream (one line at a time, `.gz` too); a malformed record raises
 `MentionDataError` naming the file, the line and the fix. Files are UTF-8 (a leading byte-order mark is skipped);
 a `.gz` name must match gzip content. A JSON record with a key its format does not know is an error, since a misspelt
-key would lose its value; `unknown_keys="warn"` reads past such keys with a warning. Formats:
+key would lose its value; `unknown_keys="warn"` reads past such keys with a warning. A key given twice in one object
+is an error too (JSON would keep only the last value); a record id used twice in one file is a warning naming the
+lines. Formats:
 
 * `"mentions"`: this package's own JSON lines, `{"text", "start", "end", "labels"}` (optional `"id"`,
   `"extra_labels"`); character offsets, end exclusive.
@@ -17,10 +19,12 @@ key would lose its value; `unknown_keys="warn"` reads past such keys with a warn
 
 import codecs
 import difflib
+import functools
 import gzip
 import json
 import logging
 import re
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,11 +35,14 @@ from typing import Literal
 
 import datasets
 
+from ..mention_inputs import check_encodable
+
 
 logger = logging.getLogger(__name__)
 
 MentionFormat = Literal["mentions", "ufet", "ali", "afet", "tsv", "bio"]
 FORMATS: tuple[str, ...] = ("mentions", "ufet", "ali", "afet", "tsv", "bio")
+JSON_FORMATS: tuple[str, ...] = FORMATS[:4]  # one JSON object per line; record ids come from the file
 FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
@@ -55,6 +62,8 @@ class MentionDataError(ValueError):
 _GZIP_MAGIC = b"\x1f\x8b"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 UnknownKeys = Literal["error", "warn"]
+# How many repeated record ids a file's warning spells out (it counts all of them).
+LISTED_REPEATED_IDS = 10
 
 
 def _is_gzip(path: Path) -> bool:
@@ -125,17 +134,15 @@ def _decode(raw: bytes, path: Path, line_number: int) -> str:
     return line[:-2] + "\n" if line.endswith("\r\n") else line
 
 
-def _lone_surrogate(value, key: str = "") -> tuple[str, str] | None:
-    """`(where, char)` of the first string in a parsed JSON value holding a lone UTF-16 surrogate, or `None`."""
+def _check_strings_encodable(value, key: str = "") -> None:
+    """Raise `check_encodable`'s error, naming the key path (`'labels'[0]`), for the first string in a parsed JSON
+    value that holds a lone UTF-16 surrogate (a `\\ud800` escape without its pair decodes to one)."""
     if isinstance(value, str):
-        found = next((char for char in value if "\ud800" <= char <= "\udfff"), None)
-        return (key, found) if found else None
+        check_encodable(value, key or "the JSON value")
+        return
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for name, item in items:
-        hit = _lone_surrogate(item, f"{key}[{name!r}]" if key or isinstance(name, int) else repr(name))
-        if hit:
-            return hit
-    return None
+        _check_strings_encodable(item, f"{key}[{name!r}]" if key or isinstance(name, int) else repr(name))
 
 
 def _record(id_: str, text: str, start: int, end: int, labels: Sequence[str], extra_labels=()) -> dict:
@@ -158,27 +165,104 @@ def _join_tokens(tokens: Sequence[str], start: int, end: int) -> tuple[str, int,
 
 
 # --------------------------------------------------------------------------------------------------- JSON formats
+class _RepeatedKey(Exception):
+    """A key given twice in one JSON object (raised while decoding, reported with the file and line)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object as a dict, refusing a key given twice: `json` would keep the last value and drop the other."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return obj
+
+
+@functools.cache
+def _json_decoder() -> json.JSONDecoder:
+    """One decoder refusing repeated keys (built once: `json.loads` with a hook would build one per line)."""
+    return json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _parse_json(line: str, path: Path, line_number: int):
+    """One line's JSON value; a `MentionDataError` at `path:line_number` saying why when it is not valid JSON, is
+    nested too deep to read, repeats a key in an object, or holds a lone surrogate escape."""
+    where = f"{path}:{line_number}"
+    try:
+        value = _json_decoder().decode(line)
+        if _SURROGATE_ESCAPE.search(line):
+            _check_strings_encodable(value)
+    except json.JSONDecodeError as error:
+        raise MentionDataError(
+            f"{where}: not valid JSON ({error.msg} at column {error.colno}); a JSON-lines file holds one object per "
+            "line."
+        ) from None
+    except RecursionError:
+        raise MentionDataError(
+            f"{where}: the JSON is nested too deep to read (deeper than Python's recursion limit, "
+            f"{sys.getrecursionlimit()}, allows); a mention record nests a few levels of brackets, so this line is "
+            "damaged or holds something else: fix or remove it."
+        ) from None
+    except _RepeatedKey as error:
+        raise MentionDataError(
+            f"{where}: the key {error.key!r} appears twice in one JSON object; only the last value would be kept "
+            "and the other lost silently: remove or rename one of them."
+        ) from None
+    except ValueError as error:  # `check_encodable`
+        raise MentionDataError(f"{where}: {error}") from None
+    return value
+
+
 def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     """`(line_number, object)` for each non-blank line of a JSON-lines file."""
     for line_number, line in _lines(path):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            message = f"{path}:{line_number}: not valid JSON ({error.msg}); one object per line."
-            raise MentionDataError(message) from None
+        value = _parse_json(line, path, line_number)
         if not isinstance(value, dict):
             raise MentionDataError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}.")
-        if _SURROGATE_ESCAPE.search(line):
-            hit = _lone_surrogate(value)
-            if hit:
-                raise MentionDataError(
-                    f"{path}:{line_number}: {hit[0]} holds the lone surrogate escape \\u{ord(hit[1]):04x} (half "
-                    "of a UTF-16 pair, not a character); the file was written from badly decoded text: fix the "
-                    "writer or replace the escape with the character it should be."
-                )
         yield line_number, value
+
+
+class _IdLines:
+    """The line of each record id of one file, to warn once, at the end of the file, about ids used more than once.
+
+    Ids name records (a translated mention is matched to its source by id), so a repeated one is reported with its
+    lines. A warning, not an error: released files repeat some (FiveFine's `onto_anno_full_10.json` repeats 44
+    `annot_id`s). `enabled=False` keeps nothing, for files too large to hold every id (a streamed read).
+    """
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = path, enabled
+        self.first_line: dict[str, int] = {}
+        self.repeats: dict[str, list[int]] = {}
+
+    def add(self, id_: str, line_number: int) -> str:
+        """Record `id_` as seen on `line_number`; returns it."""
+        if self.enabled:
+            first = self.first_line.setdefault(id_, line_number)
+            if first != line_number:
+                self.repeats.setdefault(id_, [first]).append(line_number)
+        return id_
+
+    def report(self) -> None:
+        if not self.repeats:
+            return
+        shown = "; ".join(
+            f"{id_!r} on lines {', '.join(map(str, lines))}"
+            for id_, lines in list(self.repeats.items())[:LISTED_REPEATED_IDS]
+        )
+        more = len(self.repeats) - LISTED_REPEATED_IDS
+        logger.warning(
+            f"{self.path}: {len(self.repeats)} record id(s) are used by more than one record: {shown}"
+            + (f"; and {more} more" if more > 0 else "")
+            + ". Ids name records (translations are matched to their source by id): make them unique. A record "
+            "without an id gets its line number as id, which another record's explicit id can repeat."
+        )
 
 
 def _field(obj: dict, key: str, kind: type | tuple, where: str, fmt: str):
@@ -291,9 +375,13 @@ def _check_span(text: str, start: int, end: int, where: str) -> None:
         raise MentionDataError(f"{where}: the mention text[{start}:{end}] = {text[start:end]!r} is blank.")
 
 
-def read_mentions_jsonl(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]:
-    """This package's own JSON lines: `{"text", "start", "end", "labels"}`, optional `"id"`, `"extra_labels"`."""
+def read_mentions_jsonl(path: Path, unknown_keys: UnknownKeys = "error", check_ids: bool = True) -> Iterator[dict]:
+    """This package's own JSON lines: `{"text", "start", "end", "labels"}`, optional `"id"`, `"extra_labels"`.
+
+    `check_ids` (each JSON reader): warn, with the lines, about ids used by more than one record of the file.
+    """
     warned: set[str] = set()
+    ids = _IdLines(path, check_ids)
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
         text = _field(obj, "text", str, where, "mentions")
@@ -302,12 +390,14 @@ def read_mentions_jsonl(path: Path, unknown_keys: UnknownKeys = "error") -> Iter
         labels = _labels(obj, "labels", where, "mentions")
         extra = _labels(obj, "extra_labels", where, "mentions") if "extra_labels" in obj else []
         _check_keys(obj, "mentions", where, unknown_keys, warned)
-        yield _record(str(obj.get("id", line_number)), text, start, end, labels, extra)
+        yield _record(ids.add(str(obj.get("id", line_number)), line_number), text, start, end, labels, extra)
+    ids.report()
 
 
-def read_ufet(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]:
+def read_ufet(path: Path, unknown_keys: UnknownKeys = "error", check_ids: bool = True) -> Iterator[dict]:
     """Choi et al. 2018 JSON lines: context token lists around `mention_span`, labels in `y_str`."""
     warned: set[str] = set()
+    ids = _IdLines(path, check_ids)
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
         left = _context_tokens(obj, "left_context_token", where, "ufet")
@@ -319,11 +409,15 @@ def read_ufet(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]
         labels = _labels(obj, "y_str", where, "ufet")
         extra = _labels(obj, "extra_labels", where, "ufet") if "extra_labels" in obj else []
         _check_keys(obj, "ufet", where, unknown_keys, warned)
-        yield _record(str(obj.get("annot_id", line_number)), text, start, end, labels, extra)
+        yield _record(ids.add(str(obj.get("annot_id", line_number)), line_number), text, start, end, labels, extra)
+    ids.report()
 
 
 def read_ali(
-    path: Path, right_context: Literal["tokens", "text"] = "tokens", unknown_keys: UnknownKeys = "error"
+    path: Path,
+    right_context: Literal["tokens", "text"] = "tokens",
+    unknown_keys: UnknownKeys = "error",
+    check_ids: bool = True,
 ) -> Iterator[dict]:
     """FiveFine's few-shot format. `right_context="tokens"` reads the token list, which is correct in every file;
     `"text"` reads `right_context_text` as the reference loader does, which in FiveFine's OntoNotes few-shot *train*
@@ -331,6 +425,7 @@ def read_ali(
     if right_context not in ("tokens", "text"):
         raise ValueError(f"`right_context` must be 'tokens' or 'text', got {right_context!r}.")
     warned: set[str] = set()
+    ids = _IdLines(path, check_ids)
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
         _field(obj, "left_context", list, where, "ali")  # required here, unlike UFET's context keys
@@ -346,17 +441,25 @@ def read_ali(
         text, start, end = _join_tokens([*left, mention, *right], len(left), len(left) + 1)
         labels = _labels(obj, "y_category", where, "ali")
         _check_keys(obj, "ali", where, unknown_keys, warned)
-        yield _record(str(obj.get("ex_id", line_number)), text, start, end, labels)
+        yield _record(ids.add(str(obj.get("ex_id", line_number)), line_number), text, start, end, labels)
+    ids.report()
 
 
-def read_afet(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]:
-    """AFET / Ren et al. JSON lines: one sentence's `tokens` and its `mentions` (token offsets, end exclusive)."""
+def read_afet(path: Path, unknown_keys: UnknownKeys = "error", check_ids: bool = True) -> Iterator[dict]:
+    """AFET / Ren et al. JSON lines: one sentence's `tokens` and its `mentions` (token offsets, end exclusive).
+
+    A record's id is `fileid/senid-index` (`senid-index` without a `fileid`): `senid` counts the sentences of one
+    document, so it repeats across the documents of a file.
+    """
     warned: set[str] = set()
+    ids = _IdLines(path, check_ids)
     for line_number, obj in _json_lines(path):
         where = f"{path}:{line_number}"
         tokens = _string_list(obj, "tokens", where, "afet")
         mentions = _field(obj, "mentions", list, where, "afet")
         _check_keys(obj, "afet", where, unknown_keys, warned)
+        sentence = obj.get("senid", line_number)
+        sentence = f"{obj['fileid']}/{sentence}" if "fileid" in obj else sentence
         for index, mention in enumerate(mentions):
             here = f"{where} (mention {index})"
             if not isinstance(mention, dict):
@@ -370,7 +473,8 @@ def read_afet(path: Path, unknown_keys: UnknownKeys = "error") -> Iterator[dict]
             text, char_start, char_end = _join_tokens(tokens, start, end)
             labels = _labels(mention, "labels", here, "afet")
             _check_keys(mention, "afet mention", here, unknown_keys, warned)
-            yield _record(f"{obj.get('senid', line_number)}-{index}", text, char_start, char_end, labels)
+            yield _record(ids.add(f"{sentence}-{index}", line_number), text, char_start, char_end, labels)
+    ids.report()
 
 
 # --------------------------------------------------------------------------------------------------- text formats
@@ -494,13 +598,15 @@ def detect_format(path: str | PathLike) -> str:
     if line is None:
         raise MentionDataError(f"{path}: the file is empty.")
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError:
+        obj = _parse_json(line, path, line_number)
+    except MentionDataError:
         fields = line.rstrip("\n").split("\t")
         if len(fields) == 4:
             return "tsv"
         if len(fields) == 2 or len(line.split()) == 2:
             return "bio"
+        if line.lstrip().startswith(("{", "[")):
+            raise  # meant as JSON: say why it does not parse, not that the format is unknown
         obj = None
     if isinstance(obj, dict):
         for fmt, key in (("mentions", "text"), ("ufet", "mention_span"), ("ali", "y_category"), ("afet", "tokens")):
@@ -511,14 +617,22 @@ def detect_format(path: str | PathLike) -> str:
     )
 
 
-def iter_mentions(path: str | PathLike, format: str | None = None, **reader_options) -> Iterator[dict]:
-    """Mention records of one file, read lazily. `format=None` detects it."""
+def iter_mentions(
+    path: str | PathLike, format: str | None = None, check_ids: bool = True, **reader_options
+) -> Iterator[dict]:
+    """Mention records of one file, read lazily. `format=None` detects it.
+
+    `check_ids`: at the end of the file, warn (with the lines) about record ids used by more than one record. Only
+    the JSON formats read ids from the file (tsv and bio records are numbered by line); `False` keeps no id in memory.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No data file at {path}.")
     format = format or detect_format(path)
     if format not in READERS:
         raise ValueError(f"Unknown data format {format!r}; choose one of {', '.join(FORMATS)}.")
+    if format in JSON_FORMATS:
+        reader_options = {**reader_options, "check_ids": check_ids}
     return READERS[format](path, **reader_options)
 
 
@@ -532,7 +646,9 @@ def load_mentions(
 
     `streaming=True` gives an `IterableDataset` that reads the files as it is iterated (million-line weak data);
     otherwise the records are read now into an in-memory `Dataset`. `reader_options` go to the format's reader
-    (e.g. `right_context="text"` for `"ali"`, `label_map=` for `"bio"`).
+    (e.g. `right_context="text"` for `"ali"`, `label_map=` for `"bio"`). Ids used by more than one record of a file
+    are logged as a warning with their lines, except when streaming (which keeps no record of the ids it read); ids
+    may repeat across files (records without an id are numbered by line).
     """
     paths = [paths] if isinstance(paths, (str, PathLike)) else list(paths)
     if not paths:
@@ -540,7 +656,7 @@ def load_mentions(
 
     def generate(files: list[str]):
         for file in files:
-            yield from iter_mentions(file, format, **reader_options)
+            yield from iter_mentions(file, format, check_ids=not streaming, **reader_options)
 
     if streaming:
         return datasets.IterableDataset.from_generator(
