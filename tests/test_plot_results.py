@@ -159,12 +159,24 @@ def test_tsne_of_a_saved_tiny_model(tiny_model, tiny_tokenizer, tmp_path):
     coordinates = np.array([[point["x"], point["y"]] for point in points])
     assert np.isfinite(coordinates).all() and coordinates.std(axis=0).min() > 0
     assert len({(round(x, 3), round(y, 3)) for x, y in coordinates}) > 20  # distinct texts, distinct points
-    # --max_mentions samples; a missing model folder is named.
-    summary = plot_results.main([*argv, "--max_mentions", "12", "--label_level", "finest"])
+    # --max_mentions samples (over the first figure: --overwrite_output); a missing model folder is named.
+    with pytest.raises(FileExistsError, match=f"{output} exists.*--overwrite_output"):
+        plot_results.main(argv)
+    summary = plot_results.main([*argv, "--max_mentions", "12", "--label_level", "finest", "--overwrite_output"])
     assert len(summary["points"]) == 12
     assert {point["label"] for point in summary["points"]} <= {labels[1] for _, _, labels in FET_ROWS}
     with pytest.raises(FileNotFoundError, match="--model_dir"):
-        plot_results.main(["tsne", "--model_dir", str(tmp_path / "none"), "--data_file", data_file, *argv[-2:]])
+        plot_results.main(
+            [
+                "tsne",
+                "--model_dir",
+                str(tmp_path / "none"),
+                "--data_file",
+                data_file,
+                "--output",
+                str(tmp_path / "none.png"),
+            ]
+        )
 
 
 def test_tsne_works_for_a_crossc_model(tmp_path):

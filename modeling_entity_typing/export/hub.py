@@ -16,6 +16,7 @@ from transformers import MODEL_MAPPING, AutoConfig, AutoTokenizer, PreTrainedCon
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
+from ..output_paths import prepare_output_dir
 from .model_card import (
     TASK,
     build_card_data,
@@ -164,14 +165,7 @@ def _prepare_output_dir(model_dir: Path, output_dir: Path, overwrite: bool) -> N
     """Create an empty `output_dir` outside `model_dir`; a non-empty one is replaced only with `overwrite`."""
     if output_dir.resolve() == model_dir.resolve() or model_dir.resolve() in output_dir.resolve().parents:
         raise ValueError(f"`output_dir` ({output_dir}) must be outside `model_dir` ({model_dir}).")
-    if output_dir.exists() and any(output_dir.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"{output_dir} exists and is not empty; choose a new `output_dir` or pass `overwrite=True` "
-                "(`--overwrite_output_dir`) to replace it."
-            )
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(output_dir, overwrite, keep=model_dir)  # emptying it must not delete the model
 
 
 def _package_model_class(model_dir: Path, config: PreTrainedConfig) -> type[PreTrainedModel]:

@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardDat
 from transformers import MODEL_MAPPING, PreTrainedConfig
 from transformers.utils import logging
 
+from ..output_paths import refuse_to_replace
 from .remote_code import package_version
 
 
@@ -134,11 +135,17 @@ def render_model_card(
 
 
 def write_eval_results(
-    output_dir: str | Path, results: Mapping[str, Any], dataset_id: str, task_id: str = "default"
+    output_dir: str | Path,
+    results: Mapping[str, Any],
+    dataset_id: str,
+    task_id: str = "default",
+    *,
+    overwrite: bool = False,
 ) -> Path | None:
     """Write `.eval_results/<dataset>.yaml` with the test macro-F1 for the Hub dataset `dataset_id`.
 
-    Returns the file, or None when the run has no test macro-F1 (nothing to claim).
+    Returns the file, or None when the run has no test macro-F1 (nothing to claim). An existing file (another
+    run's claim) is replaced only with `overwrite=True`.
     """
     if "test_macro_f1" not in results:
         return None
@@ -148,9 +155,9 @@ def write_eval_results(
         value=float(results["test_macro_f1"]),
         notes="loose macro F1 on the test split, from the run's all_results.json",
     )
-    eval_dir = Path(output_dir, ".eval_results")
-    eval_dir.mkdir(exist_ok=True)
-    path = eval_dir / f"{_slug(dataset_id)}.yaml"
+    path = Path(output_dir, ".eval_results", f"{_slug(dataset_id)}.yaml")
+    refuse_to_replace([path], overwrite, "`overwrite=True`")
+    path.parent.mkdir(exist_ok=True)
     path.write_text(yaml.safe_dump(eval_result_entries_to_yaml([entry]), sort_keys=False), encoding="utf-8")
     return path
 

@@ -28,6 +28,7 @@ from transformers.utils import logging
 from ..contract import EntityTypingModel
 from ..decision import check_rule_options, decide, resolve_rule
 from ..mention_inputs import resolve_span
+from ..output_paths import prepare_output_dir
 
 
 logger = logging.get_logger(__name__)
@@ -101,13 +102,15 @@ def export_onnx(
     opset_version: int | None = None,
     with_mention_embeddings: bool = True,
     quantize: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Export `model` (its configured label set) to `output_dir/model.onnx` (+ `model.onnx.data`, the weights).
 
     Returns the folder, which also gets the tokenizer, the config and `onnx_export.json` (labels, decision rule,
     input and output names, quantization): all `OnnxEntityTyper` needs. Batch and sequence axes are dynamic. The
     model is put in eval mode. `quantize="int8"` writes onnxruntime's dynamic int8 graph as `model.onnx` instead
-    (one file, no `.data`).
+    (one file, no `.data`). A non-empty `output_dir` (say, a fine-tuned run's folder, whose config and tokenizer
+    would be replaced) is refused before anything is written; `overwrite=True` empties it first.
     """
     if quantize is not None and quantize not in QUANTIZATION:
         raise ValueError(
@@ -117,8 +120,8 @@ def export_onnx(
     _require("onnxscript")
     if quantize is not None:
         _require("onnxruntime")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    # `name_or_path` is the folder `from_pretrained` read: replacing the output must not delete the model exported.
+    output_dir = prepare_output_dir(output_dir, overwrite, keep=getattr(model, "name_or_path", None) or None)
     scorer = CachedTypeScorer(model, with_mention_embeddings).eval()
     encoder = model.get_mention_encoder(tokenizer)
     example = pad_mentions(encoder.encode_batch(_EXAMPLE_MENTIONS), tokenizer, return_tensors="pt")
