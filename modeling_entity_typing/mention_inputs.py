@@ -222,11 +222,11 @@ def check_errors_mode(errors: Any) -> None:
         )
 
 
-def check_batch_size(batch_size: Any) -> None:
-    """Raise a `ValueError` unless `batch_size` is a positive integer (`None` leaves the default)."""
-    if batch_size is not None and (
-        not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1
-    ):
+def check_batch_size(batch_size: Any, optional: bool = True) -> None:
+    """Raise a `ValueError` unless `batch_size` is a positive integer (or, where `optional`, `None`: the default)."""
+    if batch_size is None and optional:
+        return
+    if not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(
             f"`batch_size` must be a positive integer (inputs per model call), got {type(batch_size).__name__} "
             f"{batch_size!r}."

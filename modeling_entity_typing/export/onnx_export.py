@@ -15,7 +15,7 @@ import json
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,16 @@ from transformers.utils import logging
 
 from ..contract import EntityTypingModel
 from ..decision import check_rule_options, decide, resolve_rule
-from ..mention_inputs import resolve_span
+from ..mention_inputs import (
+    InvalidInput,
+    Mention,
+    batch_error,
+    check_batch_size,
+    check_errors_mode,
+    check_inputs,
+    parse_input,
+    problems_of,
+)
 from ..output_paths import prepare_output_dir
 
 
@@ -232,6 +241,9 @@ class OnnxEntityTyper:
     ```
 
     The label set is the one exported (no `candidate_labels`), fp32 or quantized (`metadata["quantization"]`).
+    Bad inputs are handled as in the pipeline, by the same checks: a single input raises `ValueError` or `TypeError`;
+    a list is checked whole before onnxruntime runs and one `EntityTypingInputError` names every bad item, or, with
+    `errors="return"`, each bad input comes back as `{"index": i, "error": message}` in its place.
     `num_threads` sets onnxruntime's intra-op threads (default: one per physical core); `session_options`, an
     `onnxruntime.SessionOptions`, is the starting point for anything else (e.g. the config entry
     `session.intra_op.allow_spinning` = "0" on a machine shared with other work).
@@ -275,8 +287,7 @@ class OnnxEntityTyper:
         return self._run_encoded(self.mention_encoder.encode_batch(mentions), batch_size)
 
     def _run_encoded(self, encoded: Sequence, batch_size: int) -> dict[str, np.ndarray]:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        check_batch_size(batch_size, optional=False)
         if not encoded:
             raise ValueError("No mentions given: pass at least one (text, start, end).")
         outputs: dict[str, list[np.ndarray]] = {name: [] for name in self.metadata["outputs"]}
@@ -288,44 +299,73 @@ class OnnxEntityTyper:
 
     def __call__(
         self,
-        inputs: str | Sequence[dict],
+        inputs: str | Mapping | Sequence[Mapping],
         span: tuple[int, int] | str | None = None,
         *,
         batch_size: int = 32,
         threshold: float | None = None,
         top_k: int | None = None,
         decision: str | None = None,
+        errors: str = "raise",
     ) -> dict | list[dict]:
-        """Type one text with `span=`, or a list of `{"text", "span"}` dicts; options as in the pipeline."""
+        """Type one text with `span=` (or one dict), or a list of dicts; options and bad inputs as in the pipeline."""
         check_rule_options(threshold, top_k, decision)
-        single = isinstance(inputs, str)
-        if single:
-            inputs = [{"text": inputs, "span": span}]
-        elif span is not None:
+        check_errors_mode(errors)
+        check_batch_size(batch_size, optional=False)
+        if isinstance(inputs, (str, bytes, bytearray, Mapping)) or not isinstance(inputs, Iterable):
+            if not isinstance(inputs, Mapping):
+                inputs = {"text": inputs, "span": span}
+            elif span is not None:
+                raise TypeError("`span=` goes with a text. In a dict give it as the key: {'text': ..., 'span': ...}.")
+            try:
+                mention = parse_input(inputs)
+                encoded = self.mention_encoder.encode_batch([(mention.text, mention.start, mention.end)])
+            except (TypeError, ValueError) as error:
+                if errors == "return":
+                    return {"error": str(error)}
+                raise
+            return self._type([mention], encoded, batch_size, threshold, top_k, decision)[0]
+        if span is not None:
             raise TypeError(
                 "`span=` goes with a single text. For many mentions pass dicts: [{'text': ..., 'span': ...}, ...]."
             )
-        mentions = []
-        for item in inputs:
-            if not isinstance(item, dict) or "text" not in item:
-                raise TypeError(f"Each input must be a dict {{'text': ..., 'span': ...}}; got {item!r}.")
-            mentions.append((item["text"], *resolve_span(item["text"], item.get("span"))))
+        inputs = list(inputs)
+        checked = check_inputs(inputs, self.tokenizer)
+        problems = problems_of(checked)
+        if problems and errors != "return":
+            raise batch_error(problems, len(inputs))
+        valid = [value for value in checked if isinstance(value, Mention)]
+        encoded = self.mention_encoder.encode_batch([(m.text, m.start, m.end) for m in valid])
+        typed = iter(self._type(valid, encoded, batch_size, threshold, top_k, decision))
+        return [
+            {"index": index, "error": value.message} if isinstance(value, InvalidInput) else next(typed)
+            for index, value in enumerate(checked)
+        ]
+
+    def _type(
+        self,
+        mentions: list[Mention],
+        encoded: Sequence,
+        batch_size: int,
+        threshold: float | None,
+        top_k: int | None,
+        decision: str | None,
+    ) -> list[dict]:
+        """The pipeline's result for each checked mention (`encoded`: its templated inputs), in order."""
         if not mentions:
             return []
-        encoded = self.mention_encoder.encode_batch(mentions)
         probabilities = torch.from_numpy(self._run_encoded(encoded, batch_size)["logits"]).sigmoid()
         rule, cut = resolve_rule(decision, threshold, top_k, self.metadata["decision"], self.metadata["threshold"])
-        results = [
+        return [
             {
-                "mention": text[start:end],
-                "span": (start, end),
+                "mention": m.text[m.start : m.end],
+                "span": (m.start, m.end),
                 "truncated": e.truncated,
                 "mention_truncated": e.mention_truncated,
                 "labels": decide(row, self.labels, decision=rule, threshold=cut, top_k=top_k),
             }
-            for (text, start, end), e, row in zip(mentions, encoded, probabilities)
+            for m, e, row in zip(mentions, encoded, probabilities)
         ]
-        return results[0] if single else results
 
 
 __all__ = [
