@@ -6,6 +6,7 @@ import copy
 import re
 
 import pytest
+from test_onnx_quantization import RecordingSession
 from transformers import pipeline
 
 from modeling_entity_typing import EntityTypingInputError
@@ -41,17 +42,6 @@ def reference(model, tiny_tokenizer):
     return pipeline("entity-typing", model=model, tokenizer=tiny_tokenizer)
 
 
-class CountingSession:
-    """An onnxruntime session that counts its runs."""
-
-    def __init__(self, session):
-        self.session, self.runs = session, 0
-
-    def run(self, output_names, feed):
-        self.runs += 1
-        return self.session.run(output_names, feed)
-
-
 def same_labels(ours: dict, theirs: dict) -> bool:
     return [x["label"] for x in ours["labels"]] == [x["label"] for x in theirs["labels"]] and all(
         abs(x["score"] - y["score"]) < 1e-5 for x, y in zip(ours["labels"], theirs["labels"])
@@ -62,10 +52,10 @@ def test_a_list_with_bad_items_is_refused_whole_with_the_pipelines_message(onnx_
     batch = [OK, *BAD, OK]
     with pytest.raises(EntityTypingInputError) as expected:
         reference(batch)
-    monkeypatch.setattr(onnx_typer, "session", CountingSession(onnx_typer.session))
+    monkeypatch.setattr(onnx_typer, "session", RecordingSession(onnx_typer.session))
     with pytest.raises(EntityTypingInputError) as caught:
         onnx_typer(batch, batch_size=1)
-    assert onnx_typer.session.runs == 0  # nothing ran
+    assert onnx_typer.session.fed == []  # nothing ran
     assert str(caught.value) == str(expected.value) and caught.value.problems == expected.value.problems
     assert sorted(caught.value.problems) == [1, 2, 3, 4, 5]
     assert str(caught.value).startswith("5 of 7 inputs are invalid, so none was typed.")
