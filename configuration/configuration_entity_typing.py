@@ -102,6 +102,17 @@ class EntityTypingConfigMixin:
         if self.id2label is not None and self.label2id is None:
             self.label2id = {label: index for index, label in self.id2label.items()}
 
+    def validate_pad_token_id(self):
+        """`pad_token_id` is `None` or an id of the vocabulary. BERT's embedding stops on any other with a bare
+        assert, and a negative one would pad with a real token, counted from the end of the vocabulary."""
+        pad, vocab_size = self.pad_token_id, self.vocab_size
+        if pad is not None and not 0 <= pad < vocab_size:
+            raise ValueError(
+                f"`pad_token_id` must be None or a token id in [0, {vocab_size}) (`vocab_size` is {vocab_size}), got "
+                f"{pad!r}. Set it to the tokenizer's `pad_token_id` (`[PAD]` is 0 in BERT's vocabulary, `<pad>` 1 "
+                "in XLM-R's); a checkpoint's config.json with another value was edited or belongs to another model."
+            )
+
     def set_labels(self, labels: Sequence[str]) -> None:
         """Make `labels` (in id order) the label set: `id2label` and its inverse `label2id` together."""
         labels = list(labels)

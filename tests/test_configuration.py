@@ -147,3 +147,20 @@ def test_phrase_token_ids_outside_the_vocabulary_name_the_label(bad_id):
         get_tiny_fivefine_config(
             id2label={0: "a", 1: "b"}, label_phrases=["a", "b"], label_phrase_token_ids=[[5], [6, bad_id]]
         )
+
+
+@pytest.mark.parametrize("beyond", [0, 5000, None])
+@pytest.mark.parametrize("make", [get_tiny_fivefine_config, _crossc_config], ids=["fivefine", "crossc"])
+def test_pad_token_id_outside_the_vocabulary_is_named(make, beyond):
+    """Was a bare `AssertionError: Padding_idx must be within num_embeddings` from torch when the model was built
+    (or, for -1, padding with the last token of the vocabulary)."""
+    vocab_size = make().vocab_size
+    pad_token_id = -1 if beyond is None else vocab_size + beyond
+    with pytest.raises(
+        StrictDataclassClassValidationError,
+        match=rf"`pad_token_id` must be None or a token id in \[0, {vocab_size}\) \(`vocab_size` is {vocab_size}\), "
+        rf"got {pad_token_id}\. Set it to the tokenizer's `pad_token_id`",
+    ):
+        make(pad_token_id=pad_token_id)
+    assert make(pad_token_id=None).pad_token_id is None
+    assert make(pad_token_id=vocab_size - 1).pad_token_id == vocab_size - 1
