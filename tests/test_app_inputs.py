@@ -136,3 +136,28 @@ def test_model_and_host_arguments(monkeypatch):
     monkeypatch.setenv(app.MODEL_ENV, "elsewhere")
     assert app.parse_args([]).model == "elsewhere"
     assert app.parse_args(["--model", "there"]).model == "there"
+
+
+@pytest.mark.parametrize(
+    ("text", "mention", "labels", "call", "named"),
+    [
+        ("Paris \ud800 is big.", "Paris", "", {"span": "Paris"}, "`text` holds the lone surrogate \\ud800 at"),
+        (
+            TEXT,
+            "Paris",
+            "city, riv\udc00er",
+            {"span": "Paris", "candidate_labels": ["city", "riv\udc00er"]},
+            "holds the lone surrogate \\udc00 at character 3",
+        ),
+    ],
+    ids=["in-the-text", "in-a-label"],
+)
+def test_a_lone_surrogate_shows_the_pipeline_message_naming_it(typer, text, mention, labels, call, named):
+    """A browser can send half of a UTF-16 pair (pasted broken text); the page names it, and its own reply stays
+    encodable (a raw surrogate in the status would break the response instead)."""
+    with pytest.raises(ValueError) as raised:
+        typer(text, **call)
+    assert named in str(raised.value)
+    outcome = app.type_mention(typer, text, mention, labels=labels)
+    assert outcome.status == f"**Error:** {app.escape_markdown(str(raised.value))}"
+    outcome.status.encode("utf-8")  # no raw surrogate goes back to the browser
