@@ -136,8 +136,9 @@ def parse_input(item: Any) -> Mention:
     """
     if not isinstance(item, Mapping):
         if item is None or isinstance(item, (str, bytes, bytearray)):
-            check_text(item)  # a bare text in a batch: say what the dict form is
-            raise TypeError(
+            if not isinstance(item, str):
+                check_text(item)  # not even a text: say what a text is
+            raise TypeError(  # a bare text in a batch: say what the dict form is
                 f"In a batch each input is a dict, got the bare text {item[:40]!r}: pass "
                 "{'text': ..., 'span': (start, end) or 'mention'} (or the keys 'start' and 'end')."
             )

@@ -116,7 +116,8 @@ class EntityTypingPipeline(Pipeline):
     * `decision="threshold"` or `"argmax_with_ancestors"` (the best label plus its `/`-path ancestors) names the rule
       outright; `top_k` then caps it, and `threshold` goes with `"threshold"` only.
 
-    Bad inputs: a single input raises `ValueError` or `TypeError` saying what is wrong. A list is checked whole before
+    Bad inputs: a single input raises `ValueError` or `TypeError` saying what is wrong (text or a label holding a lone
+    UTF-16 surrogate, which no tokenizer can read, is named with its offset). A list is checked whole before
     the model runs: if any item is bad nothing is typed, and one `EntityTypingInputError` (a `ValueError` and a
     `TypeError`) names every bad item's index and problem (`error.problems`). A stream is checked as it is read:
     the error names the item's index, and the results before it have already been returned. With `errors="return"`
@@ -124,7 +125,8 @@ class EntityTypingPipeline(Pipeline):
     other inputs are typed as usual.
 
     Output per mention: the labels as `{"label", "score"}` by descending score, the mention and span, and whether the
-    context (`truncated`) or the mention itself (`mention_truncated`) had to be cut to fit the model.
+    context (`truncated`) or the mention itself (`mention_truncated`) had to be cut to fit the model. A model that
+    scores with NaN or inf (damaged weights) gets one warning per pipeline.
     """
 
     _load_processor = False

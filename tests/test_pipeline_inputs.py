@@ -362,6 +362,8 @@ def test_a_lone_surrogate_in_a_list_is_found_before_the_model_runs(typer, batch_
     assert f"item 1: {SURROGATE_MESSAGE}" in str(caught.value)
     results = typer(batch, batch_size=batch_size, errors="return")
     assert results[1]["index"] == 1 and results[1]["error"].startswith(SURROGATE_MESSAGE)
+    with pytest.raises(EntityTypingInputError, match=r"item 1: In a batch each input is a dict, got the bare text 'x"):
+        typer([OK, SURROGATE_TEXT])  # the first thing to fix is the missing dict
     assert same_result(results[0], typer(OK)) and same_result(results[2], typer(OK))
 
 
