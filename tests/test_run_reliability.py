@@ -1,4 +1,5 @@
-"""Training runs that survive kills, bad folders and damaged checkpoints (issue #12, items 1-4 and 11).
+"""Training runs that survive kills, bad folders and damaged checkpoints (issue #12, items 1-4 and 11; issue #26,
+item 4: kills during rotation).
 
 A kill is simulated in-process by raising from the model's forward (or from inside a checkpoint save): what it
 leaves on disk is what `kill -9` at that moment leaves, since nothing runs after it. One slow test kills for real.
@@ -12,11 +13,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from test_examples import (  # noqa: F401 (fixtures: fresh_accelerate_state is autouse, fet_files the data)
     EXAMPLES,
@@ -28,6 +31,7 @@ from test_examples import (  # noqa: F401 (fixtures: fresh_accelerate_state is a
 from tiny import FET_ROWS, make_tiny_model, write_mentions
 
 from modeling_entity_typing import BertForPhraseTypeTyping
+from modeling_entity_typing.training import checkpoint_problem
 
 
 finetune_fet = load_script("finetune_fet")
@@ -379,29 +383,183 @@ def test_a_relative_path_whose_first_folder_exists_is_a_local_path(tmp_path, mon
         finetune_fet.parse_args(["--model_name_or_path", "outputs/ufet", "--output_dir", "out"])
 
 
+# ------------------------------------------------------------------ issue #26, item 4: a kill during rotation
+ONE_PROCESS = SimpleNamespace(num_processes=1, distributed_type=DistributedType.NO)  # what checkpoint_problem reads
+
+
+def incomplete_checkpoints(output_dir: Path) -> dict[str, str]:
+    """Everything under checkpoints/ that is not a complete `checkpoint_<step>`, with what is wrong with it."""
+    found = {}
+    for path in (output_dir / "checkpoints").iterdir():
+        problem = checkpoint_problem(path, ONE_PROCESS) if path.name.startswith("checkpoint_") else "a leftover"
+        if problem:
+            found[path.name] = problem
+    return found
+
+
+def kill_while_deleting(patch: pytest.MonkeyPatch, victim: str) -> None:
+    """Die inside `shutil.rmtree` of the checkpoint `victim` (under whatever name it is deleted), two files gone."""
+    original = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if Path(path).name.endswith(victim):
+            for file in sorted(Path(path).iterdir())[:2]:
+                file.unlink()
+            raise Killed(f"killed while deleting {path}")
+        return original(path, *args, **kwargs)
+
+    patch.setattr(shutil, "rmtree", rmtree)
+
+
+def test_kill_during_rotation_leaves_no_partial_checkpoint(dropout_checkpoint, files, straight_run, tmp_path, caplog):
+    """Killed while rotation (limit 2) deletes checkpoint_2, checkpoint_6 just saved: no `checkpoint_<step>` is left
+    partial; the leftover is reported and removed by the resumed run, which is exact."""
+    straight_dir, straight = straight_run
+    run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2")
+    with pytest.MonkeyPatch.context() as patch:
+        kill_while_deleting(patch, "checkpoint_2")
+        with pytest.raises(Killed):
+            finetune_fet.main(run)
+    assert incomplete_checkpoints(tmp_path) == {"deleting-checkpoint_2": "a leftover"}
+    reset_accelerate()
+    with caplog.at_level("WARNING"):
+        resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+    assert "skipped" in caplog.text and "Deleting" in caplog.text and "deleting-checkpoint_2" in caplog.text
+    assert resumed["history"] == straight["history"]
+    assert_same_weights(tmp_path, straight_dir)
+    assert incomplete_checkpoints(tmp_path) == {}
+    assert checkpoint_names(tmp_path) == ["checkpoint_6", "checkpoint_8"]
+
+
+def _leftover_of_deletion(checkpoint: Path) -> Path:
+    leftover = checkpoint.rename(checkpoint.with_name(f"deleting-{checkpoint.name}"))
+    (leftover / "model.safetensors").unlink()
+    return leftover
+
+
+def _leftover_of_save(checkpoint: Path) -> Path:
+    return checkpoint.rename(checkpoint.with_name(f"unfinished-{checkpoint.name}"))
+
+
+def _partial_checkpoint(checkpoint: Path) -> Path:
+    """What rotation left before it renamed first: `checkpoint_4` without some files, its training state among them."""
+    for name in ("training_state.json", "optimizer.bin"):
+        (checkpoint / name).unlink()
+    return checkpoint
+
+
+FOLDERS_THAT_ARE_NOT_CHECKPOINTS = {
+    "leftover of a deletion": (_leftover_of_deletion, ["deletion", "interrupted", "not a checkpoint"]),
+    "leftover of a save": (_leftover_of_save, ["save that was interrupted", "not a checkpoint"]),
+    "partial checkpoint": (_partial_checkpoint, ["training_state.json, optimizer.bin are missing", "part of"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FOLDERS_THAT_ARE_NOT_CHECKPOINTS))
+def test_resuming_a_leftover_by_name_says_what_it_is(checkpointed_run, tmp_path, kind):
+    output_dir, run, (earlier, newest) = copy_run(checkpointed_run, tmp_path)
+    make, expected = FOLDERS_THAT_ARE_NOT_CHECKPOINTS[kind]
+    folder = make(newest)
+    with pytest.raises(ValueError) as error:
+        finetune_fet.main([*run, "--resume_from_checkpoint", str(folder)])
+    message = str(error.value)
+    for text in [str(folder), *expected, f"--resume_from_checkpoint {earlier}"]:
+        assert text in message, message
+    assert "is it a checkpoint of these scripts" not in message, message
+
+
 # ---------------------------------------------------------------------------------------- a real kill -9
+def kill_9_when(run: list[str], output_dir: Path, moment, delay: float = 0.0, prelude: str | None = None) -> None:
+    """Run `finetune_fet.py run` in a fresh interpreter (after the Python code `prelude`, if any) and `kill -9` it
+    `delay` seconds after `moment(checkpoints folder)` first holds (polled every millisecond)."""
+    # Bit-identical needs the same float summation order: as many threads as this process (the straight run's).
+    environment = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    command = [sys.executable, *(["-c", prelude] if prelude else []), str(EXAMPLES / "finetune_fet.py"), *run]
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = output_dir / "checkpoints"
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if checkpoints.is_dir() and moment(checkpoints):
+                time.sleep(delay)
+                break
+        except FileNotFoundError:  # a folder renamed or deleted while it was looked at
+            pass
+        time.sleep(0.001)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before the kill; the test proves nothing"
+    assert not (output_dir / "model.safetensors").exists()
+
+
 @pytest.mark.slow
 def test_kill_9_while_a_checkpoint_is_written_then_resume_latest(dropout_checkpoint, files, straight_run, tmp_path):
     """The issue's recipe for real: `kill -9` as soon as a second folder appears under checkpoints/, then resume."""
     straight_dir, straight = straight_run
     run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2")
-    # Bit-identical needs the same float summation order: as many threads as this process (the straight run's).
-    environment = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    process = subprocess.Popen([sys.executable, str(EXAMPLES / "finetune_fet.py"), *run], env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    checkpoints = tmp_path / "checkpoints"
-    deadline = time.monotonic() + 300
-    while process.poll() is None and time.monotonic() < deadline:
-        if checkpoints.is_dir() and len(os.listdir(checkpoints)) >= 2:
-            break
-        time.sleep(0.001)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before the kill; the test proves nothing"
-    assert not (tmp_path / "model.safetensors").exists()
+    kill_9_when(run, tmp_path, lambda checkpoints: len(os.listdir(checkpoints)) >= 2)
     reset_accelerate()
     resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
     assert resumed["history"] == straight["history"]
     assert_same_weights(tmp_path, straight_dir)
     state = json.loads((tmp_path / "all_results.json").read_text())
     assert state["steps"] == 8
+
+
+# A slow disk for the killed process: each file of a deleted checkpoint takes 50 ms to go, so that a kill lands in
+# the middle of a rotation's deletion on any machine. Then the script runs as `python finetune_fet.py ...` would.
+SLOW_DELETION = """
+import os, runpy, shutil, sys, time
+original = shutil.rmtree
+def rmtree(path, *args, **kwargs):
+    if "checkpoint_" in os.path.basename(path):
+        for name in sorted(os.listdir(path)):
+            time.sleep(0.05)
+            os.unlink(os.path.join(path, name))
+    return original(path, *args, **kwargs)
+shutil.rmtree = rmtree
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(sys.argv[0])
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def _third_checkpoint_saved(checkpoints: Path) -> bool:
+    return (checkpoints / "checkpoint_6").is_dir()  # limit 2: rotation deletes checkpoint_2 right after
+
+
+def _rotation_deleting(checkpoints: Path) -> bool:
+    """checkpoint_2, under its own name or another, has lost some of its files but not all."""
+    complete = len(os.listdir(checkpoints / "checkpoint_4"))
+    return any(
+        0 < len(os.listdir(checkpoints / name)) < complete
+        for name in os.listdir(checkpoints)
+        if name.endswith("checkpoint_2")
+    )
+
+
+ROTATION_KILLS = {  # moment, delay after it, prelude
+    "2 ms after checkpoint_6 appears": (_third_checkpoint_saved, 0.002, None),
+    "10 ms after checkpoint_6 appears": (_third_checkpoint_saved, 0.010, None),
+    "mid-deletion, slow disk": (_rotation_deleting, 0.0, SLOW_DELETION),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", list(ROTATION_KILLS))
+def test_kill_9_during_checkpoint_rotation_then_resume_latest(dropout_checkpoint, files, straight_run, tmp_path, when):
+    """`kill -9` within milliseconds of a checkpoint that makes rotation delete the oldest (default limit 2): no
+    partial `checkpoint_<step>` is left, the resume is bit-identical, and nothing but complete checkpoints remains."""
+    straight_dir, straight = straight_run
+    run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2")
+    moment, delay, prelude = ROTATION_KILLS[when]
+    kill_9_when(run, tmp_path, moment, delay, prelude)
+    left = incomplete_checkpoints(tmp_path)
+    assert not [name for name in left if name.startswith("checkpoint_")], left
+    if prelude:
+        assert left == {"deleting-checkpoint_2": "a leftover"}, left  # the kill did land mid-deletion
+    reset_accelerate()
+    resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+    assert resumed["history"] == straight["history"]
+    assert_same_weights(tmp_path, straight_dir)
+    assert incomplete_checkpoints(tmp_path) == {}

@@ -3,7 +3,8 @@ checking a folder before resuming it, finding the newest complete one, and rotat
 
 A checkpoint is `<output_dir>/checkpoints/checkpoint_<step>`: accelerate's `save_state` (weights, optimizer,
 scheduler, random states), `training_state.json` and the best-so-far dev weights. It is written under an
-`unfinished-` name and renamed once complete, so a kill at any moment leaves nothing that resumes wrongly.
+`unfinished-` name and renamed once complete, and renamed to a `deleting-` name before it is deleted, so a
+kill at any moment leaves no partial `checkpoint_<step>`: only leftovers that resuming skips and the next save removes.
 """
 
 import json
@@ -28,6 +29,11 @@ STATE_FILE = "training_state.json"
 BEST_WEIGHTS_FILE = "best_model.safetensors"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)")  # a complete checkpoint folder, named by its optimizer step
 UNFINISHED_PREFIX = "unfinished-"  # a checkpoint being written; renamed to `checkpoint_<step>` once complete
+DELETING_PREFIX = "deleting-"  # a checkpoint being deleted (rotation, later steps dropped); renamed before rmtree
+LEFTOVERS = {
+    UNFINISHED_PREFIX: "a checkpoint save that was interrupted",
+    DELETING_PREFIX: "a checkpoint deletion (rotation, --overwrite_output_dir) that was interrupted",
+}
 
 
 @dataclass
@@ -68,8 +74,49 @@ def _checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=_step_of)
 
 
+def _complete_checkpoints(folder: Path, accelerator: Accelerator, scheduler: bool | None) -> list[Path]:
+    """The complete `checkpoint_<step>` folders under `folder`, oldest first."""
+    return [path for path in _checkpoints(folder) if checkpoint_problem(path, accelerator, scheduler) is None]
+
+
 def _step_of(path: Path) -> int:
     return int(CHECKPOINT_PATTERN.fullmatch(path.name).group(1))
+
+
+def _leftover_kind(path: Path) -> str | None:
+    """What interrupted operation left the folder `path` (see `LEFTOVERS`), or None for any other folder."""
+    for prefix, kind in LEFTOVERS.items():
+        if path.name.startswith(prefix):
+            return kind
+    return None
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """The leftovers of interrupted saves and deletions under `folder`, by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.is_dir() and _leftover_kind(path))
+
+
+def remove_leftovers(output_dir: str | Path, accelerator: Accelerator) -> None:
+    """Delete (and report) what interrupted checkpoint saves and deletions left under `output_dir`: run at each save
+    and when a run resumes, so a kill's leftovers do not stay."""
+    if accelerator.is_main_process:
+        for path in _leftovers(checkpoints_folder(output_dir)):
+            logger.warning(f"Deleting {path}: the leftover of {_leftover_kind(path)}.")
+            shutil.rmtree(path)
+    accelerator.wait_for_everyone()
+
+
+def _delete_checkpoint(path: Path) -> None:
+    """Delete the checkpoint folder `path`: renamed to a `deleting-` name first (made durable), so a kill during the
+    deletion leaves a leftover that resuming skips and the next save removes, never a partial `checkpoint_<step>`."""
+    doomed = path.with_name(f"{DELETING_PREFIX}{path.name}")
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    os.replace(path, doomed)
+    _sync_folder(path.parent, files=False)
+    shutil.rmtree(doomed)
 
 
 # ------------------------------------------------------------------------------------------------------ checking
@@ -93,7 +140,8 @@ def _file_problem(path: Path) -> str | None:
 
 
 def checkpoint_problem(path: Path, accelerator: Accelerator, scheduler: bool | None = None) -> str | None:
-    """The first reason the checkpoint folder `path` cannot be resumed, or None when it is complete.
+    """Why the checkpoint folder `path` cannot be resumed (every missing file, else the first damaged one), or None
+    when it is complete.
 
     Checks every file `Accelerator.load_state` and the training loop read, before either reads them: weights,
     optimizer, scheduler (`scheduler`: required; None: checked when present), each process's random states, the
@@ -101,16 +149,10 @@ def checkpoint_problem(path: Path, accelerator: Accelerator, scheduler: bool | N
     """
     if not path.is_dir():
         return "the folder does not exist"
-    names = [STATE_FILE, *(f"random_states_{index}.pkl" for index in range(accelerator.num_processes))]
-    if accelerator.distributed_type not in (
-        DistributedType.FSDP,
-        DistributedType.DEEPSPEED,
-        DistributedType.MEGATRON_LM,
-    ):
-        weights = "pytorch_model.bin" if (path / "pytorch_model.bin").is_file() else "model.safetensors"
-        names += [weights, "optimizer.bin"]
-    if scheduler or (scheduler is None and (path / "scheduler.bin").exists()):
-        names.append("scheduler.bin")
+    names = _expected_files(path, accelerator, scheduler)
+    missing = [name for name in names if not (path / name).is_file()]
+    if missing:
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
     for name in names:
         problem = _file_problem(path / name)
         if problem:
@@ -121,6 +163,21 @@ def checkpoint_problem(path: Path, accelerator: Accelerator, scheduler: bool | N
     return None
 
 
+def _expected_files(path: Path, accelerator: Accelerator, scheduler: bool | None) -> list[str]:
+    """The files of a complete checkpoint in `path` that `checkpoint_problem` checks first (see there)."""
+    names = [STATE_FILE, *(f"random_states_{index}.pkl" for index in range(accelerator.num_processes))]
+    if accelerator.distributed_type not in (
+        DistributedType.FSDP,
+        DistributedType.DEEPSPEED,
+        DistributedType.MEGATRON_LM,
+    ):
+        weights = "pytorch_model.bin" if (path / "pytorch_model.bin").is_file() else "model.safetensors"
+        names += [weights, "optimizer.bin"]
+    if scheduler or (scheduler is None and (path / "scheduler.bin").exists()):
+        names.append("scheduler.bin")
+    return names
+
+
 # ---------------------------------------------------------------------------------------------------- resolving
 def resolve_checkpoint(
     spec: str, output_dir: str | Path, accelerator: Accelerator, scheduler: bool | None = None
@@ -128,16 +185,14 @@ def resolve_checkpoint(
     """The checkpoint `--resume_from_checkpoint spec` names: a complete folder, or the newest complete one under
     `output_dir` for 'latest'.
 
-    'latest' skips (and warns about) unfinished and damaged folders; a named folder that is not complete fails with
-    the reason and the other complete checkpoints beside it, newest first, to resume from instead.
+    'latest' skips (and warns about) leftovers of interrupted saves and deletions and damaged folders; a named folder
+    that is not complete fails with the reason and the other complete checkpoints beside it, newest first, to resume
+    from instead.
     """
     if spec != "latest":
         return _check_named_checkpoint(Path(spec), accelerator, scheduler)
     folder = checkpoints_folder(output_dir)
-    skipped = []
-    if folder.is_dir():
-        for unfinished in sorted(folder.glob(f"{UNFINISHED_PREFIX}*")):
-            skipped.append(f"{unfinished.name}: unfinished (a save that was interrupted)")
+    skipped = [f"{path.name}: {_leftover_kind(path)}" for path in _leftovers(folder)]
     for path in reversed(_checkpoints(folder)):
         problem = checkpoint_problem(path, accelerator, scheduler)
         if problem is None:
@@ -157,16 +212,20 @@ def _check_named_checkpoint(path: Path, accelerator: Accelerator, scheduler: boo
     """`path` when it is a complete checkpoint; else fail naming the problem and the complete ones beside it."""
     if not path.is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such checkpoint folder.")
-    problem = checkpoint_problem(path, accelerator, scheduler)
-    if problem is None:
+    leftover = _leftover_kind(path)
+    problem = None if leftover else checkpoint_problem(path, accelerator, scheduler)
+    if leftover is None and problem is None:
         return path
-    if problem.startswith(STATE_FILE):
+    if leftover:
+        problem = f"it is the leftover of {leftover}, not a checkpoint (resuming the run or its next save deletes it)"
+    elif any((path / name).is_file() for name in _expected_files(path, accelerator, scheduler)):
+        if "missing" in problem:
+            problem += " (the folder holds part of a checkpoint: files were removed or never copied)"
+    elif CHECKPOINT_PATTERN.fullmatch(path.name):
+        problem += " (an empty checkpoint folder)"
+    else:
         problem += " (is it a checkpoint of these scripts?)"
-    others = [
-        str(other)
-        for other in reversed(_checkpoints(path.parent))
-        if other != path and checkpoint_problem(other, accelerator, scheduler) is None
-    ]
+    others = [str(other) for other in reversed(_complete_checkpoints(path.parent, accelerator, scheduler))]
     fix = (
         f"Resume from another complete checkpoint instead: --resume_from_checkpoint {others[0]}"
         + (f" (others: {', '.join(others[1:])})" if others[1:] else "")
@@ -200,17 +259,22 @@ def drop_newer_checkpoints(
         logger.warning(f"--overwrite_output_dir: deleting {', '.join(map(str, newer))}, saved after step {step}.")
     if accelerator.is_main_process:
         for path in newer:
-            shutil.rmtree(path)
+            _delete_checkpoint(path)
     accelerator.wait_for_everyone()
 
 
 # ------------------------------------------------------------------------------------------- loading and saving
 def load_checkpoint(
-    spec: str, output_dir: str | Path, accelerator: Accelerator, scheduler: bool
+    spec: str,
+    output_dir: str | Path,
+    accelerator: Accelerator,
+    scheduler: bool,
 ) -> tuple[TrainingState, dict[str, torch.Tensor] | None, Path]:
     """Load the checkpoint `spec` names after checking every file: the accelerate state (into the prepared objects),
-    the training state and the best-so-far weights; also returns the folder it came from."""
+    the training state and the best-so-far weights; also returns the folder it came from. Leftovers of interrupted
+    saves and deletions in `output_dir` are removed."""
     path = resolve_checkpoint(spec, output_dir, accelerator, scheduler)
+    remove_leftovers(output_dir, accelerator)
     accelerator.load_state(str(path))
     state = TrainingState(**json.loads((path / STATE_FILE).read_text()))
     best_file = path / BEST_WEIGHTS_FILE
@@ -236,11 +300,7 @@ def save_checkpoint(
     folder = checkpoints_folder(output_dir)
     final = folder / f"checkpoint_{state.step}"
     partial = folder / f"{UNFINISHED_PREFIX}{final.name}"
-    if accelerator.is_main_process:
-        for stale in folder.glob(f"{UNFINISHED_PREFIX}*"):
-            logger.warning(f"Deleting {stale}: a checkpoint save that was interrupted.")
-            shutil.rmtree(stale)
-    accelerator.wait_for_everyone()
+    remove_leftovers(output_dir, accelerator)
     accelerator.save_state(output_dir=str(partial))
     if accelerator.is_main_process:
         if best_weights is not None:
@@ -251,7 +311,7 @@ def save_checkpoint(
         _sync_folder(partial)
         if final.exists():
             logger.warning(f"Replacing {final} (an incomplete or abandoned checkpoint of step {state.step}).")
-            shutil.rmtree(final)
+            _delete_checkpoint(final)
         os.replace(partial, final)
         _sync_folder(folder, files=False)
         _rotate_checkpoints(folder, total_limit, [final, keep], accelerator, scheduler)
@@ -277,14 +337,14 @@ def _rotate_checkpoints(
     if limit is None:
         return
     kept = {path.resolve() for path in keep if path is not None}
-    complete = [path for path in _checkpoints(folder) if checkpoint_problem(path, accelerator, scheduler) is None]
+    complete = _complete_checkpoints(folder, accelerator, scheduler)
     excess = len(complete) - limit
     for path in complete:
         if excess <= 0:
             break
         if path.resolve() in kept:
             continue
-        shutil.rmtree(path)
+        _delete_checkpoint(path)
         excess -= 1
 
 
@@ -295,6 +355,7 @@ __all__ = [
     "checkpoints_folder",
     "drop_newer_checkpoints",
     "load_checkpoint",
+    "remove_leftovers",
     "resolve_checkpoint",
     "save_checkpoint",
 ]
