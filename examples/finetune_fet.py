@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_args,
         lr_scheduler=lr_scheduler,
         selection_keys=(args.metric_for_best_model, "strict_accuracy"),
+        script_args=args,  # recorded with each checkpoint, checked on resume
     )
 
     # ---- final evaluation of the best dev weights (loaded by train_with_selection), then save

@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         lr_scheduler=lr_scheduler,
         prepare_batch=prepare_batch,
         selection_keys=("group_precision_at_1",),
+        script_args=args,  # recorded with each checkpoint, checked on resume
     )
     results = {
         "dev": {"group_precision_at_1": group_precision_at_1(pretrainer, dev_dataloader, accelerator, dev_keys)}

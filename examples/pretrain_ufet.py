@@ -372,6 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
         lr_scheduler=lr_scheduler,
         prepare_batch=prepare_batch,
         selection_keys=("macro_f1",),
+        script_args=args,  # recorded with each checkpoint, checked on resume
     )
     if args.streaming:
         skipped.log("train (streamed)")

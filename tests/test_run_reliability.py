@@ -1,5 +1,5 @@
 """Training runs that survive kills, bad folders and damaged checkpoints (issue #12, items 1-4 and 11; issue #26,
-item 4: kills during rotation).
+items 4 and 5: kills during rotation, resumes with other arguments).
 
 A kill is simulated in-process by raising from the model's forward (or from inside a checkpoint save): what it
 leaves on disk is what `kill -9` at that moment leaves, since nothing runs after it. One slow test kills for real.
@@ -28,10 +28,12 @@ from test_examples import (  # noqa: F401 (fixtures: fresh_accelerate_state is a
     fresh_accelerate_state,
     load_script,
 )
+from test_examples_crossc import contrastive_args, crossc_checkpoint, examples_file  # noqa: F401 (fixtures)
 from tiny import FET_ROWS, make_tiny_model, write_mentions
 
 from modeling_entity_typing import BertForPhraseTypeTyping
 from modeling_entity_typing.training import checkpoint_problem
+from modeling_entity_typing.training import checkpoints as checkpoints_module
 
 
 finetune_fet = load_script("finetune_fet")
@@ -123,23 +125,25 @@ def test_resume_after_a_kill_is_bit_identical(dropout_checkpoint, files, straigh
     assert_same_weights(tmp_path, straight_dir)
 
 
+def ufet_args(checkpoint: str, data: Path, output_dir: Path, *extra: str) -> list[str]:
+    """A 6-step `pretrain_ufet` run on FET_ROWS with their finest labels as types (files written into `data`)."""
+    train, types = data / "ufet-train.jsonl", data / "types.txt"
+    if not train.exists():
+        write_mentions(train, [(text, mention, [label.split("/")[-1] for label in labels])
+                               for text, mention, labels in FET_ROWS])  # fmt: skip
+        types.write_text("person\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\n")
+    return [
+        "--model_name_or_path", checkpoint, "--train_file", str(train), "--validation_file", str(train),
+        "--types_file", str(types), "--output_dir", str(output_dir), "--per_device_train_batch_size", "4",
+        "--max_steps", "6", "--eval_steps", "2", "--nwp_interval", "2", "--learning_rate", "1e-3", *extra,
+    ]  # fmt: skip
+
+
 def test_pretrain_ufet_resume_is_bit_identical(dropout_checkpoint, tmp_path):
     """MLM corruption and the NWP side of each mention are random too, and collated one batch ahead of training."""
-    rows = [(text, mention, [label.split("/")[-1] for label in labels]) for text, mention, labels in FET_ROWS]
-    train = write_mentions(tmp_path / "train.jsonl", rows)
-    types = tmp_path / "types.txt"
-    types.write_text("person\nauthor\nlocation\ncity\norganization\ncompany\nsports_team\n")
-
-    def args(output_dir: Path, *extra: str) -> list[str]:
-        return [
-            "--model_name_or_path", dropout_checkpoint, "--train_file", train, "--validation_file", train,
-            "--types_file", str(types), "--output_dir", str(output_dir), "--per_device_train_batch_size", "4",
-            "--max_steps", "6", "--eval_steps", "2", "--nwp_interval", "2", "--learning_rate", "1e-3", *extra,
-        ]  # fmt: skip
-
-    straight = pretrain_ufet.main(args(tmp_path / "straight"))
+    straight = pretrain_ufet.main(ufet_args(dropout_checkpoint, tmp_path, tmp_path / "straight"))
     reset_accelerate()
-    run = args(tmp_path / "run", "--checkpointing_steps", "3")
+    run = ufet_args(dropout_checkpoint, tmp_path, tmp_path / "run", "--checkpointing_steps", "3")
     run_until_killed(pretrain_ufet.main, run, 5)
     reset_accelerate()
     resumed = pretrain_ufet.main([*run, "--resume_from_checkpoint", "latest"])
@@ -466,6 +470,102 @@ def test_resuming_a_leftover_by_name_says_what_it_is(checkpointed_run, tmp_path,
     for text in [str(folder), *expected, f"--resume_from_checkpoint {earlier}"]:
         assert text in message, message
     assert "is it a checkpoint of these scripts" not in message, message
+
+
+# --------------------------------------------------------- issue #26, item 5: resuming with other arguments
+def test_resume_with_other_arguments_is_refused_naming_each(checkpointed_run, files, tmp_path):
+    """Another train file, batch size and learning rate: refused before anything is trained or written."""
+    output_dir, run, _ = copy_run(checkpointed_run, tmp_path)
+    other_train = write_mentions(tmp_path / "other.jsonl", FET_ROWS[:8])
+    changed = ["--train_file", other_train, "--per_device_train_batch_size", "2", "--learning_rate", "0.01"]
+    with pytest.raises(ValueError) as error:
+        finetune_fet.main([*run, *changed, "--resume_from_checkpoint", "latest"])
+    message = str(error.value)
+    for text in [
+        f"--train_file: {Path(files['train']).resolve()} then, {Path(other_train).resolve()} now",
+        "--per_device_train_batch_size: 4 then, 2 now",
+        "--learning_rate: 0.001 then, 0.01 now",
+        "--ignore_resume_mismatch",
+    ]:
+        assert text in message, message
+    assert "--max_steps" not in message and "--eval_steps" not in message  # only what differs
+    assert not (output_dir / "all_results.json").exists()
+
+
+def test_ignore_resume_mismatch_resumes_and_logs_the_differences(checkpointed_run, tmp_path, caplog):
+    output_dir, run, _ = copy_run(checkpointed_run, tmp_path)
+    with caplog.at_level("WARNING"):
+        summary = finetune_fet.main(
+            [*run, "--learning_rate", "0.01", "--resume_from_checkpoint", "latest", "--ignore_resume_mismatch"]
+        )
+    assert summary["steps"] == 8
+    assert "--ignore_resume_mismatch" in caplog.text and "--learning_rate: 0.001 then, 0.01 now" in caplog.text
+    saved = json.loads((output_dir / "checkpoints" / "checkpoint_8" / "run_arguments.json").read_text())
+    assert saved["arguments"]["learning_rate"] == 0.01  # the checkpoints after the resume record what made them
+
+
+def test_a_checkpoint_without_recorded_arguments_resumes_with_a_warning(
+    checkpointed_run, straight_run, tmp_path, caplog
+):
+    """Checkpoints of earlier versions record no arguments: still resumed, exactly, with a warning."""
+    straight_dir, straight = straight_run
+    output_dir, run, checkpoints = copy_run(checkpointed_run, tmp_path)
+    for checkpoint in checkpoints:
+        (checkpoint / "run_arguments.json").unlink()
+    with caplog.at_level("WARNING"):
+        resumed = finetune_fet.main([*run, "--resume_from_checkpoint", "latest"])
+    assert "could not be checked" in caplog.text
+    assert resumed["history"] == straight["history"]
+    assert_same_weights(output_dir, straight_dir)
+
+
+def test_every_training_script_checks_its_own_arguments(
+    dropout_checkpoint,
+    crossc_checkpoint,  # noqa: F811 (the imported fixture, by name)
+    examples_file,  # noqa: F811
+    tmp_path,
+):
+    """pretrain_ufet and pretrain_contrastive record their own argument dataclasses too (finetune_fet: above)."""
+    ufet = ufet_args(dropout_checkpoint, tmp_path, tmp_path / "ufet", "--max_steps", "3", "--checkpointing_steps", "3")
+    pretrain_ufet.main(ufet)
+    reset_accelerate()
+    with pytest.raises(ValueError, match=r"--mlm_loss_weight: 0\.1 then, 0\.2 now"):
+        pretrain_ufet.main([*ufet, "--mlm_loss_weight", "0.2", "--resume_from_checkpoint", "latest"])
+    reset_accelerate()
+    contrastive = contrastive_args(
+        crossc_checkpoint, examples_file, tmp_path / "contrastive", "--max_steps", "2", "--checkpointing_steps", "2"
+    )
+    pretrain_contrastive.main(contrastive)
+    reset_accelerate()
+    with pytest.raises(ValueError, match=r"--cross_weight: 1\.0 then, 0\.5 now"):
+        pretrain_contrastive.main([*contrastive, "--cross_weight", "0.5", "--resume_from_checkpoint", "latest"])
+
+
+def _resume_check(tmp_path: Path, saved: dict, now: dict) -> None:
+    (tmp_path / "run_arguments.json").write_text(json.dumps(saved))
+    checkpoints_module.check_resume_arguments(tmp_path, now, ignore_mismatch=False)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_max_steps_may_move_only_under_a_schedule_that_ignores_it(tmp_path, schedule):
+    """Under a constant schedule --max_steps only says where the run stops (a run extended from a checkpoint equals
+    one started with the new value); a decaying schedule spreads its learning rates over it."""
+    launch = {"num_processes": 1, "mixed_precision": "no"}
+    saved = {"arguments": {"lr_scheduler_type": schedule, "max_steps": 4}, "launch": launch}
+    now = {"arguments": {"lr_scheduler_type": schedule, "max_steps": 8}, "launch": launch}
+    if schedule == "constant":
+        _resume_check(tmp_path, saved, now)
+    else:
+        with pytest.raises(ValueError, match="--max_steps: 4 then, 8 now"):
+            _resume_check(tmp_path, saved, now)
+
+
+def test_another_process_count_is_a_mismatch(tmp_path):
+    """Two processes then, one now: the global batch halves, which no argument shows."""
+    arguments = {"lr_scheduler_type": "constant"}
+    with pytest.raises(ValueError, match=r"num_processes \(of the launch\): 2 then, 1 now"):
+        _resume_check(tmp_path, {"arguments": arguments, "launch": {"num_processes": 2}},
+                      {"arguments": arguments, "launch": {"num_processes": 1}})  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------- a real kill -9

@@ -1,9 +1,9 @@
 """Resumable checkpoints: where a run is (`TrainingState`), saving it atomically next to accelerate's state,
-checking a folder before resuming it, finding the newest complete one, and rotation.
+checking a folder (and the arguments that saved it) before resuming it, finding the newest complete one, rotation.
 
 A checkpoint is `<output_dir>/checkpoints/checkpoint_<step>`: accelerate's `save_state` (weights, optimizer,
-scheduler, random states), `training_state.json` and the best-so-far dev weights. It is written under an
-`unfinished-` name and renamed once complete, and renamed to a `deleting-` name before it is deleted, so a
+scheduler, random states), `training_state.json`, `run_arguments.json` and the best-so-far dev weights. It is written
+under an `unfinished-` name and renamed once complete, and renamed to a `deleting-` name before it is deleted, so a
 kill at any moment leaves no partial `checkpoint_<step>`: only leftovers that resuming skips and the next save removes.
 """
 
@@ -34,6 +34,21 @@ LEFTOVERS = {
     UNFINISHED_PREFIX: "a checkpoint save that was interrupted",
     DELETING_PREFIX: "a checkpoint deletion (rotation, --overwrite_output_dir) that was interrupted",
 }
+ARGUMENTS_FILE = "run_arguments.json"
+# Arguments that cannot change what a run computes, left out of `run_arguments.json` and of the resume check: where
+# it writes, how it resumes and reports, and when it checkpoints (a resumed run is bit-identical whatever the
+# cadence). Every other argument of the scripts' argument dataclasses is recorded and compared.
+UNCHECKED_ARGUMENTS = frozenset({
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "ignore_resume_mismatch",
+    "checkpointing_steps", "checkpoints_total_limit", "with_tracking", "report_to",
+    "test_file",  # scored once, after training, with the selected model
+    "show_examples", "cache_dir",  # finetune_fet: printed examples; where fitted MLM heads are cached (same fit)
+})  # fmt: skip
+# Schedules that never read --max_steps: under them --max_steps only says where the run stops, so a resume may move
+# it (the run then equals one started with the new value). Any other schedule spreads its decay over --max_steps.
+SCHEDULES_WITHOUT_MAX_STEPS = frozenset(
+    {"constant", "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau", "greedy"}
+)
 
 
 @dataclass
@@ -58,7 +73,8 @@ class TrainingState:
 
 
 class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be resumed: a file is missing or damaged."""
+    """A checkpoint folder that cannot be resumed: a file is missing or damaged, or it was saved with other
+    arguments than the resuming run's."""
 
 
 def checkpoints_folder(output_dir: str | Path) -> Path:
@@ -145,7 +161,8 @@ def checkpoint_problem(path: Path, accelerator: Accelerator, scheduler: bool | N
 
     Checks every file `Accelerator.load_state` and the training loop read, before either reads them: weights,
     optimizer, scheduler (`scheduler`: required; None: checked when present), each process's random states, the
-    training state and the best-so-far weights. Sharded FSDP / DeepSpeed weights are left to their loaders.
+    training state, the recorded arguments (older checkpoints have none) and the best-so-far weights. Sharded FSDP /
+    DeepSpeed weights are left to their loaders.
     """
     if not path.is_dir():
         return "the folder does not exist"
@@ -175,6 +192,8 @@ def _expected_files(path: Path, accelerator: Accelerator, scheduler: bool | None
         names += [weights, "optimizer.bin"]
     if scheduler or (scheduler is None and (path / "scheduler.bin").exists()):
         names.append("scheduler.bin")
+    if (path / ARGUMENTS_FILE).exists():
+        names.append(ARGUMENTS_FILE)
     return names
 
 
@@ -263,17 +282,95 @@ def drop_newer_checkpoints(
     accelerator.wait_for_everyone()
 
 
+# -------------------------------------------------------------------------------------------- run arguments
+def run_arguments(accelerator: Accelerator, *groups: object) -> dict:
+    """What a checkpoint records of the run that saved it, so that resuming it as another run is refused: every
+    field of the argument dataclasses `groups` except `UNCHECKED_ARGUMENTS` (an existing path resolved, so the same
+    file named from another folder compares equal), and the launch (process count, mixed precision)."""
+    arguments = {
+        name: _comparable(value)
+        for group in groups
+        for name, value in asdict(group).items()
+        if name not in UNCHECKED_ARGUMENTS
+    }
+    launch = {"num_processes": accelerator.num_processes, "mixed_precision": str(accelerator.mixed_precision)}
+    return json.loads(json.dumps({"arguments": arguments, "launch": launch}, default=str))  # as read back
+
+
+def _comparable(value: object) -> object:
+    if isinstance(value, str) and value and os.path.exists(value):
+        return str(Path(value).resolve())
+    if isinstance(value, (list, tuple)):
+        return [_comparable(item) for item in value]
+    return value
+
+
+def check_resume_arguments(checkpoint: Path, arguments: dict, ignore_mismatch: bool) -> None:
+    """Refuse to resume `checkpoint` with `arguments` (`run_arguments`) other than those it was saved with, naming
+    each difference with both values: the resumed run would be neither run. With `ignore_mismatch`
+    (--ignore_resume_mismatch) the differences are logged instead. A checkpoint of an earlier version records no
+    arguments: resumed with a warning that they could not be checked."""
+    file = checkpoint / ARGUMENTS_FILE
+    if not file.is_file():
+        logger.warning(
+            f"{checkpoint} records no arguments (no {ARGUMENTS_FILE}: saved by an earlier version), so this resume's "
+            "arguments could not be checked against the run that saved it; resume with the same ones."
+        )
+        return
+    saved = json.loads(file.read_text())
+    differences, unrecorded = [], []
+    for section, label in (("arguments", "--{}"), ("launch", "{} (of the launch)")):
+        before, now = saved.get(section, {}), arguments[section]
+        for name in sorted(before.keys() | now.keys()):
+            if name not in before or name not in now:
+                unrecorded.append(label.format(name))
+            elif before[name] != now[name] and not _moves_only_the_end(name, saved, arguments):
+                differences.append(f"{label.format(name)}: {_shown(before[name])} then, {_shown(now[name])} now")
+    if unrecorded:
+        logger.warning(
+            f"{checkpoint}: {', '.join(unrecorded)} not recorded on both sides (saved by another version of the "
+            "script?): not checked."
+        )
+    if not differences:
+        return
+    listed = "\n  ".join(differences)
+    if ignore_mismatch:
+        logger.warning(f"--ignore_resume_mismatch: resuming {checkpoint}, saved with other arguments:\n  {listed}")
+        return
+    raise CheckpointError(
+        f"Cannot resume from {checkpoint}: it was saved with other arguments, and resuming would mix two runs in one "
+        f"model and its results:\n  {listed}\nResume with the checkpoint's values, or pass "
+        "--ignore_resume_mismatch to continue with the new ones anyway."
+    )
+
+
+def _moves_only_the_end(name: str, saved: dict, arguments: dict) -> bool:
+    """A changed --max_steps under schedules that never read it only moves where the run stops (see
+    `SCHEDULES_WITHOUT_MAX_STEPS`); `saved` and `arguments` are two `run_arguments`."""
+    schedules = {record["arguments"].get("lr_scheduler_type") for record in (saved, arguments)}
+    return name == "max_steps" and schedules <= SCHEDULES_WITHOUT_MAX_STEPS
+
+
+def _shown(value: object) -> str:
+    return "unset" if value is None else str(value)
+
+
 # ------------------------------------------------------------------------------------------- loading and saving
 def load_checkpoint(
     spec: str,
     output_dir: str | Path,
     accelerator: Accelerator,
     scheduler: bool,
+    arguments: dict | None = None,
+    ignore_mismatch: bool = False,
 ) -> tuple[TrainingState, dict[str, torch.Tensor] | None, Path]:
-    """Load the checkpoint `spec` names after checking every file: the accelerate state (into the prepared objects),
+    """Load the checkpoint `spec` names after checking every file and, with `arguments` (`run_arguments`), that it
+    was saved with the same ones (see `check_resume_arguments`): the accelerate state (into the prepared objects),
     the training state and the best-so-far weights; also returns the folder it came from. Leftovers of interrupted
     saves and deletions in `output_dir` are removed."""
     path = resolve_checkpoint(spec, output_dir, accelerator, scheduler)
+    if arguments is not None:
+        check_resume_arguments(path, arguments, ignore_mismatch)
     remove_leftovers(output_dir, accelerator)
     accelerator.load_state(str(path))
     state = TrainingState(**json.loads((path / STATE_FILE).read_text()))
@@ -291,11 +388,13 @@ def save_checkpoint(
     total_limit: int | None,
     keep: Path | None,
     scheduler: bool,
+    arguments: dict | None = None,
 ) -> Path:
     """Save `checkpoints/checkpoint_<step>` atomically: written under an unfinished name, synced, then renamed.
 
     A kill at any moment leaves either the complete folder or an `unfinished-` one that resuming skips. Then the
-    oldest complete checkpoints beyond `total_limit` are deleted, never `keep` (resumed from).
+    oldest complete checkpoints beyond `total_limit` are deleted, never `keep` (resumed from). `arguments`
+    (`run_arguments`) are recorded for the resume check.
     """
     folder = checkpoints_folder(output_dir)
     final = folder / f"checkpoint_{state.step}"
@@ -305,6 +404,8 @@ def save_checkpoint(
     if accelerator.is_main_process:
         if best_weights is not None:
             save_file(best_weights, str(partial / BEST_WEIGHTS_FILE))
+        if arguments is not None:
+            (partial / ARGUMENTS_FILE).write_text(json.dumps(arguments, indent=1))
         (partial / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -351,11 +452,13 @@ def _rotate_checkpoints(
 __all__ = [
     "CheckpointError",
     "TrainingState",
+    "check_resume_arguments",
     "checkpoint_problem",
     "checkpoints_folder",
     "drop_newer_checkpoints",
     "load_checkpoint",
     "remove_leftovers",
     "resolve_checkpoint",
+    "run_arguments",
     "save_checkpoint",
 ]

@@ -69,6 +69,12 @@ class TrainingArguments:
                   "deleted first, its model replaced at the end. With --resume_from_checkpoint: drop the "
                   "checkpoints of later steps."},
     )  # fmt: skip
+    ignore_resume_mismatch: bool = field(
+        default=False,
+        metadata={"help": "With --resume_from_checkpoint: resume even when arguments that change the result (data, "
+                  "batch size, learning rate, ...) differ from those the checkpoint was saved with; the differences "
+                  "are logged. Without it such a resume is refused, each difference named."},
+    )  # fmt: skip
     seed: int = field(default=7771, metadata={"help": "Seed for weights, data order and dropout (FiveFine: 7771)."})
     with_tracking: bool = field(default=False, metadata={"help": "Log metrics to the trackers of --report_to."})
     report_to: str = field(default="all", metadata={"help": "Trackers for --with_tracking (tensorboard, wandb...)."})

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from ..export.remote_code import remove_remote_code_fields
-from .checkpoints import TrainingState, load_checkpoint, save_checkpoint
+from .checkpoints import TrainingState, load_checkpoint, run_arguments, save_checkpoint
 from .features import INDEX_KEY, step_seed
 from .training_args import RESULTS_FILE, TrainingArguments, global_batch_size
 
@@ -37,6 +37,7 @@ def train_with_selection(
     lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     prepare_batch: Callable[[dict, int], dict] | None = None,
     selection_keys: Sequence[str] = ("macro_f1", "strict_accuracy"),
+    script_args: object | None = None,
 ) -> TrainingState:
     """Train for up to `max_steps` optimizer steps, evaluating every `eval_steps`; keep the best dev model.
 
@@ -48,12 +49,21 @@ def train_with_selection(
     Each batch's random draws (dropout, MLM corruption) come from a seed of its own (`step_seed`: run seed, epoch,
     batch, process), so evaluation, checkpointing and the data loader's prefetch cannot shift them, and a run
     resumed from any checkpoint is bit-identical to one that was never interrupted.
+
+    Checkpoints record `args` and the script's own argument dataclass `script_args` (`run_arguments`); resuming
+    one with other values is refused unless `--ignore_resume_mismatch`.
     """
     has_scheduler = lr_scheduler is not None
+    arguments = run_arguments(accelerator, args, *([] if script_args is None else [script_args]))
     state, best_weights, resumed_from = TrainingState(), None, None
     if args.resume_from_checkpoint:
         state, best_weights, resumed_from = load_checkpoint(
-            args.resume_from_checkpoint, args.output_dir, accelerator, scheduler=has_scheduler
+            args.resume_from_checkpoint,
+            args.output_dir,
+            accelerator,
+            scheduler=has_scheduler,
+            arguments=arguments,
+            ignore_mismatch=args.ignore_resume_mismatch,
         )
     progress = tqdm(
         total=args.max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process
@@ -126,6 +136,7 @@ def train_with_selection(
                     args.checkpoints_total_limit,
                     keep=resumed_from,
                     scheduler=has_scheduler,
+                    arguments=arguments,
                 )
             if state.stopped_early or state.step >= args.max_steps:
                 done = True
