@@ -1,10 +1,11 @@
 """Training runs that survive kills, bad folders and damaged checkpoints (issue #12, items 1-4 and 11; issue #26,
-items 4 and 5: kills during rotation, resumes with other arguments).
+items 4, 5 and 6b: kills during rotation, resumes with other arguments, a full disk).
 
 A kill is simulated in-process by raising from the model's forward (or from inside a checkpoint save): what it
 leaves on disk is what `kill -9` at that moment leaves, since nothing runs after it. One slow test kills for real.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DistributedType
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from test_examples import (  # noqa: F401 (fixtures: fresh_accelerate_state is autouse, fet_files the data)
     EXAMPLES,
@@ -566,6 +568,55 @@ def test_another_process_count_is_a_mismatch(tmp_path):
     with pytest.raises(ValueError, match=r"num_processes \(of the launch\): 2 then, 1 now"):
         _resume_check(tmp_path, {"arguments": arguments, "launch": {"num_processes": 2}},
                       {"arguments": arguments, "launch": {"num_processes": 1}})  # fmt: skip
+
+
+# ------------------------------------------------------------------------- issue #26, item 6b: a full disk
+INLINE_CONTAINER = "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"  # torch on a full disk
+WRITE_FAILURES = {
+    "ENOSPC from torch.save": ("torch", OSError(errno.ENOSPC, "No space left on device"), None, "the disk is full"),
+    "torch's RuntimeError, disk full": ("torch", RuntimeError(INLINE_CONTAINER), 1000, "the disk is full"),
+    "torch's RuntimeError, space left": ("torch", RuntimeError(INLINE_CONTAINER), None, "the write failed"),
+    "safetensors on a full disk": (
+        "safetensors",
+        SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"),
+        None,
+        "the disk is full",
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(WRITE_FAILURES))
+def test_a_failed_checkpoint_write_says_why_and_what_is_intact(dropout_checkpoint, files, tmp_path, failure):
+    """The second checkpoint's write fails: the message says why, where, and names the intact first checkpoint; no
+    unfinished folder stays."""
+    writer, error, free, cause = WRITE_FAILURES[failure]
+    run = fet_args(dropout_checkpoint, files, tmp_path, "--checkpointing_steps", "2")
+    module, name, marker = (torch, "save", "optimizer.bin") if writer == "torch" else (
+        checkpoints_module, "save_file", "best_model.safetensors")  # fmt: skip
+    original, writes = getattr(module, name), []
+
+    def write(obj, path, *args, **kwargs):
+        if str(path).endswith(marker):
+            writes.append(path)
+            if len(writes) == 2:
+                Path(path).write_bytes(b"\0" * 100)  # what was written before the disk filled up
+                raise error
+        return original(obj, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, name, write)
+        if free is not None:
+            usage = shutil.disk_usage(tmp_path)
+            patch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=free))
+        with pytest.raises(OSError) as raised:
+            finetune_fet.main(run)
+    message = str(raised.value)
+    folder = tmp_path / "checkpoints"
+    intact = f"the last complete checkpoint, {folder / 'checkpoint_2'}, is intact"
+    for text in [f"Could not save checkpoint_4 in {folder}: {cause}", "unfinished folder was removed", intact,
+                 "--resume_from_checkpoint latest"]:  # fmt: skip
+        assert text in message, message
+    assert checkpoint_names(tmp_path) == ["checkpoint_2"] and incomplete_checkpoints(tmp_path) == {}
 
 
 # ---------------------------------------------------------------------------------------- a real kill -9

@@ -7,6 +7,7 @@ under an `unfinished-` name and renamed once complete, and renamed to a `deletin
 kill at any moment leaves no partial `checkpoint_<step>`: only leftovers that resuming skips and the next save removes.
 """
 
+import errno
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 
@@ -49,6 +50,7 @@ UNCHECKED_ARGUMENTS = frozenset({
 SCHEDULES_WITHOUT_MAX_STEPS = frozenset(
     {"constant", "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau", "greedy"}
 )
+WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)  # torch.save reports a full disk as a RuntimeError
 
 
 @dataclass
@@ -75,6 +77,11 @@ class TrainingState:
 class CheckpointError(ValueError):
     """A checkpoint folder that cannot be resumed: a file is missing or damaged, or it was saved with other
     arguments than the resuming run's."""
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (full disk, failed write); its unfinished folder is removed and the
+    checkpoints saved before it are intact."""
 
 
 def checkpoints_folder(output_dir: str | Path) -> Path:
@@ -394,22 +401,27 @@ def save_checkpoint(
 
     A kill at any moment leaves either the complete folder or an `unfinished-` one that resuming skips. Then the
     oldest complete checkpoints beyond `total_limit` are deleted, never `keep` (resumed from). `arguments`
-    (`run_arguments`) are recorded for the resume check.
+    (`run_arguments`) are recorded for the resume check. A failed write (full disk) raises `CheckpointSaveError`
+    after removing the unfinished folder.
     """
     folder = checkpoints_folder(output_dir)
     final = folder / f"checkpoint_{state.step}"
     partial = folder / f"{UNFINISHED_PREFIX}{final.name}"
     remove_leftovers(output_dir, accelerator)
-    accelerator.save_state(output_dir=str(partial))
+    try:
+        accelerator.save_state(output_dir=str(partial))
+        if accelerator.is_main_process:
+            if best_weights is not None:
+                save_file(best_weights, str(partial / BEST_WEIGHTS_FILE))
+            if arguments is not None:
+                (partial / ARGUMENTS_FILE).write_text(json.dumps(arguments, indent=1))
+            (partial / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            _sync_folder(partial)
+    except WRITE_ERRORS as error:
+        raise _save_failure(error, partial, accelerator, scheduler) from error
     if accelerator.is_main_process:
-        if best_weights is not None:
-            save_file(best_weights, str(partial / BEST_WEIGHTS_FILE))
-        if arguments is not None:
-            (partial / ARGUMENTS_FILE).write_text(json.dumps(arguments, indent=1))
-        (partial / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        _sync_folder(partial)
         if final.exists():
             logger.warning(f"Replacing {final} (an incomplete or abandoned checkpoint of step {state.step}).")
             _delete_checkpoint(final)
@@ -418,6 +430,51 @@ def save_checkpoint(
         _rotate_checkpoints(folder, total_limit, [final, keep], accelerator, scheduler)
     accelerator.wait_for_everyone()
     return final
+
+
+def _save_failure(error: Exception, partial: Path, accelerator: Accelerator, scheduler: bool) -> CheckpointSaveError:
+    """Remove the unfinished folder `partial` whose writing raised `error`; the error to raise: why (a full disk when
+    the system says so, or when less space is free than a checkpoint takes), where, and what is intact."""
+    folder = partial.parent
+    complete = _complete_checkpoints(folder, accelerator, scheduler)[::-1]  # newest first
+    needed = max(_size(partial), _size(complete[0]) if complete else 0)  # what a checkpoint takes, at least
+    free = shutil.disk_usage(next(path for path in (folder, *folder.parents) if path.exists())).free
+    reason = f"{type(error).__name__}: {error}"
+    if _is_disk_full(error) or free < needed:
+        cause = f"the disk is full ({free / 2**20:.1f} MiB free; {reason})"
+    else:
+        cause = f"the write failed ({reason}; {free / 2**20:.0f} MiB free)"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    intact = (
+        f"the last complete checkpoint, {complete[0]}, is intact: once the write can succeed, continue the run with "
+        "--resume_from_checkpoint latest"
+        if complete
+        else "no complete checkpoint was saved before it: once the write can succeed, start the run again with "
+        "--overwrite_output_dir"
+    )
+    name = partial.name.removeprefix(UNFINISHED_PREFIX)
+    return CheckpointSaveError(
+        f"Could not save {name} in {folder}: {cause}. Its unfinished folder was removed; {intact}."
+    )
+
+
+def _size(folder: Path) -> int:
+    """Bytes in the files under `folder` (0 when it does not exist)."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    """Whether `error` or an error it came from says the disk (or the user's quota) is full."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _sync_folder(folder: Path, files: bool = True) -> None:
@@ -451,6 +508,7 @@ def _rotate_checkpoints(
 
 __all__ = [
     "CheckpointError",
+    "CheckpointSaveError",
     "TrainingState",
     "check_resume_arguments",
     "checkpoint_problem",
