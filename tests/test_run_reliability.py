@@ -404,14 +404,17 @@ def incomplete_checkpoints(output_dir: Path) -> dict[str, str]:
 
 
 def kill_while_deleting(patch: pytest.MonkeyPatch, victim: str) -> None:
-    """Die inside `shutil.rmtree` of the checkpoint `victim` (under whatever name it is deleted), two files gone."""
+    """Die inside `shutil.rmtree` of the checkpoint `victim` (under whatever name it is deleted) or of the folder
+    holding it, two of its files gone."""
     original = shutil.rmtree
 
     def rmtree(path, *args, **kwargs):
-        if Path(path).name.endswith(victim):
-            for file in sorted(Path(path).iterdir())[:2]:
+        path = Path(path)
+        doomed = path if path.name.endswith(victim) else path / victim
+        if doomed.is_dir():
+            for file in sorted(doomed.iterdir())[:2]:
                 file.unlink()
-            raise Killed(f"killed while deleting {path}")
+            raise Killed(f"killed while deleting {doomed}")
         return original(path, *args, **kwargs)
 
     patch.setattr(shutil, "rmtree", rmtree)
@@ -435,6 +438,22 @@ def test_kill_during_rotation_leaves_no_partial_checkpoint(dropout_checkpoint, f
     assert_same_weights(tmp_path, straight_dir)
     assert incomplete_checkpoints(tmp_path) == {}
     assert checkpoint_names(tmp_path) == ["checkpoint_6", "checkpoint_8"]
+
+
+def test_kill_while_overwrite_output_dir_deletes_the_old_run(checkpointed_run, tmp_path):
+    """--overwrite_output_dir deletes the old run's checkpoints as rotation does, each renamed first: a kill leaves
+    no partial `checkpoint_<step>`, and the next --overwrite_output_dir run clears what it left."""
+    output_dir, run, checkpoints = copy_run(checkpointed_run, tmp_path)
+    fresh = [*run[: run.index("--checkpointing_steps")], "--overwrite_output_dir"]
+    with pytest.MonkeyPatch.context() as patch:
+        kill_while_deleting(patch, "checkpoint_2")
+        with pytest.raises(Killed):
+            finetune_fet.main(fresh)
+    left = incomplete_checkpoints(output_dir)
+    assert not [name for name in left if name.startswith("checkpoint_")], left
+    reset_accelerate()
+    finetune_fet.main(fresh)
+    assert not (output_dir / "checkpoints").exists()
 
 
 def _leftover_of_deletion(checkpoint: Path) -> Path:

@@ -131,6 +131,15 @@ def remove_leftovers(output_dir: str | Path, accelerator: Accelerator) -> None:
     accelerator.wait_for_everyone()
 
 
+def delete_checkpoints(output_dir: str | Path) -> None:
+    """Delete the checkpoints folder of `output_dir` (a run replaced by --overwrite_output_dir), each checkpoint
+    renamed first as rotation does, so a kill leaves no partial `checkpoint_<step>`. For the main process."""
+    folder = checkpoints_folder(output_dir)
+    for path in _checkpoints(folder):
+        _delete_checkpoint(path)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _delete_checkpoint(path: Path) -> None:
     """Delete the checkpoint folder `path`: renamed to a `deleting-` name first (made durable), so a kill during the
     deletion leaves a leftover that resuming skips and the next save removes, never a partial `checkpoint_<step>`."""
@@ -513,6 +522,7 @@ __all__ = [
     "check_resume_arguments",
     "checkpoint_problem",
     "checkpoints_folder",
+    "delete_checkpoints",
     "drop_newer_checkpoints",
     "load_checkpoint",
     "remove_leftovers",

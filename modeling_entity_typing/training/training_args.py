@@ -5,7 +5,6 @@
 
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration
 from transformers import SchedulerType
 
-from .checkpoints import checkpoints_folder, drop_newer_checkpoints, resolve_checkpoint
+from .checkpoints import checkpoints_folder, delete_checkpoints, drop_newer_checkpoints, resolve_checkpoint
 
 
 logger = logging.getLogger(__name__)
@@ -256,7 +255,7 @@ def prepare_output_dir(args: TrainingArguments, accelerator: Accelerator) -> Non
     if held:
         logger.warning(f"--overwrite_output_dir: replacing the run in {output_dir} ({held}).")
         if accelerator.is_main_process:
-            shutil.rmtree(checkpoints_folder(output_dir), ignore_errors=True)
+            delete_checkpoints(output_dir)
             (output_dir / RESULTS_FILE).unlink(missing_ok=True)
         accelerator.wait_for_everyone()
 
