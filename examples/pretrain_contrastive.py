@@ -19,6 +19,7 @@ mention on held-out groups (dev precision@1) is kept. Fine-tune the result with 
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import datasets
 import torch
@@ -50,11 +51,13 @@ from modeling_entity_typing.training import (
     summarize,
     train_with_selection,
 )
+from modeling_entity_typing.training.training_args import Range, check_ranges
 
 
 logger = get_logger(__name__)
 
 REQUIRED_COLUMNS = {"id", "text", "start", "end", "lang", "group_id"}
+WEIGHT_RANGE = Range(ge=0, note="0 removes the term")
 
 
 @dataclass
@@ -68,29 +71,44 @@ class ContrastiveArguments:
     validation_file: str | None = field(
         default=None, metadata={"help": "Held-out examples; default: --validation_groups of the train groups."}
     )
-    validation_groups: float = field(default=0.1, metadata={"help": "Share of groups held out for dev."})
+    validation_groups: Annotated[float, Range(gt=0, lt=1)] = field(
+        default=0.1, metadata={"help": "Share of groups held out for dev."}
+    )
     source_lang: str = field(default="en", metadata={"help": "The language translations were made from."})
-    seeds_per_batch: int = field(default=8, metadata={"help": "N: groups per batch (per process)."})
-    positives_per_seed: int = field(default=3, metadata={"help": "K: positives drawn per seed example."})
-    source_mono_weight: float = field(default=1.0, metadata={"help": "Source-language term (ec); 0 = -ec."})
-    target_mono_weight: float = field(default=1.0, metadata={"help": "Target-language terms (zc); 0 = -zc."})
-    cross_weight: float = field(default=1.0, metadata={"help": "Cross-lingual term (cc); 0 = -cc."})
-    temperature: float | None = field(default=None, metadata={"help": "τ (default: the config's, 0.5)."})
+    seeds_per_batch: Annotated[int, Range(ge=2, note="the other groups of a batch are its negatives")] = field(
+        default=8, metadata={"help": "N: groups per batch (per process)."}
+    )
+    positives_per_seed: Annotated[int, Range(ge=1)] = field(
+        default=3, metadata={"help": "K: positives drawn per seed example."}
+    )
+    source_mono_weight: Annotated[float, WEIGHT_RANGE] = field(
+        default=1.0, metadata={"help": "Source-language term (ec); 0 = -ec."}
+    )
+    target_mono_weight: Annotated[float, WEIGHT_RANGE] = field(
+        default=1.0, metadata={"help": "Target-language terms (zc); 0 = -zc."}
+    )
+    cross_weight: Annotated[float, WEIGHT_RANGE] = field(
+        default=1.0, metadata={"help": "Cross-lingual term (cc); 0 = -cc."}
+    )
+    temperature: Annotated[float | None, Range(gt=0, note="unset: the config's")] = field(
+        default=None, metadata={"help": "τ (default: the config's, 0.5)."}
+    )
     denominator: str | None = field(default=None, metadata={"help": "'pos+neg' (paper) or 'neg' (code)."})
-    mention_mask_probability: float | None = field(default=None, metadata={"help": "Default: the config's, 0.5."})
-    max_seq_length: int | None = field(default=None, metadata={"help": "Marked input length in word pieces."})
+    mention_mask_probability: Annotated[float | None, Range(ge=0, le=1, note="unset: the config's")] = field(
+        default=None, metadata={"help": "Default: the config's, 0.5."}
+    )
+    # Cross-C's config: a marked input of at least 6 word pieces, at most `max_position_embeddings`.
+    max_seq_length: Annotated[int | None, Range(ge=6, note="unset: the model's")] = field(
+        default=None, metadata={"help": "Marked input length in word pieces."}
+    )
 
     def __post_init__(self):
+        check_ranges(self)
         check_model_name_or_path(self.model_name_or_path)
         for name in ("train_file", "validation_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise FileNotFoundError(f"--{name}: no file at {path}.")
-        if not 0.0 < self.validation_groups < 1.0 and self.validation_file is None:
-            raise ValueError(f"--validation_groups must be in (0, 1), got {self.validation_groups}.")
-        for name in ("source_mono_weight", "target_mono_weight", "cross_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0 (0 removes the term), got {getattr(self, name)}.")
         if self.source_mono_weight + self.target_mono_weight + self.cross_weight == 0:
             raise ValueError("All three objective weights are 0: nothing to train.")
 

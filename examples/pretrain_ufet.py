@@ -22,6 +22,7 @@ import glob
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import datasets
 from accelerate.logging import get_logger
@@ -55,6 +56,7 @@ from modeling_entity_typing.training import (
     summarize,
     train_with_selection,
 )
+from modeling_entity_typing.training.training_args import Range, check_ranges
 
 
 logger = get_logger(__name__)
@@ -73,42 +75,61 @@ class UFETArguments:
     )
     data_format: str | None = field(default=None, metadata={"help": f"One of {FORMATS}; default: detected."})
     streaming: bool = field(default=False, metadata={"help": "Read training files as a stream (large weak data)."})
-    shuffle_buffer_size: int = field(default=10_000, metadata={"help": "Shuffle buffer of a streamed train set."})
-    max_seq_length: int | None = field(default=None, metadata={"help": "Template length in word pieces (128)."})
-    mlm_loss_weight: float = field(default=0.1, metadata={"help": "Weight of the MLM term (0: off)."})
-    nwp_loss_weight: float = field(default=0.1, metadata={"help": "Weight of neighbor-word prediction (0: off)."})
-    nwp_interval: int = field(default=10, metadata={"help": "Add the NWP term every N optimizer steps (reference)."})
-    mlm_probability: float = field(default=0.1, metadata={"help": "Share of tokens chosen as MLM targets."})
-    original_label_weight: float = field(default=5.0, metadata={"help": "BCE weight of original labels."})
-    extra_label_weight: float = field(default=1.0, metadata={"help": "BCE weight of prompt labels (extra_labels)."})
+    shuffle_buffer_size: Annotated[int, Range(ge=1)] = field(
+        default=10_000, metadata={"help": "Shuffle buffer of a streamed train set."}
+    )
+    # FiveFine's config: a template of at least 8 word pieces, at most `max_position_embeddings`.
+    max_seq_length: Annotated[int | None, Range(ge=8, note="unset: the model's")] = field(
+        default=None, metadata={"help": "Template length in word pieces (128)."}
+    )
+    mlm_loss_weight: Annotated[float, Range(ge=0, note="0: off")] = field(
+        default=0.1, metadata={"help": "Weight of the MLM term (0: off)."}
+    )
+    nwp_loss_weight: Annotated[float, Range(ge=0, note="0: off")] = field(
+        default=0.1, metadata={"help": "Weight of neighbor-word prediction (0: off)."}
+    )
+    nwp_interval: Annotated[int, Range(ge=1)] = field(
+        default=10, metadata={"help": "Add the NWP term every N optimizer steps (reference)."}
+    )
+    mlm_probability: Annotated[float, Range(gt=0, lt=1)] = field(
+        default=0.1, metadata={"help": "Share of tokens chosen as MLM targets."}
+    )
+    original_label_weight: Annotated[float, Range(ge=0)] = field(
+        default=5.0, metadata={"help": "BCE weight of original labels."}
+    )
+    extra_label_weight: Annotated[float, Range(ge=0)] = field(
+        default=1.0, metadata={"help": "BCE weight of prompt labels (extra_labels)."}
+    )
     type_space: str = field(
         default="mlm",
         metadata={"help": "From a plain encoder: 'mlm' (the paper: MLM head, attention-pooled phrases) or 'encoder' "
                   "(mean-pooled encoder outputs, for sentence encoders such as MiniLM)."},
     )  # fmt: skip
-    sampled_negative_types: int = field(
+    sampled_negative_types: Annotated[int, Range(ge=0, note="0: all types")] = field(
         default=0,
         metadata={"help": "Train each step against the batch's target types plus this many random others (0: all "
                   "types). An approximation that 'encoder' type space needs to be affordable; evaluation uses all."},
     )  # fmt: skip
-    type_bank_refresh_steps: int = field(
+    type_bank_refresh_steps: Annotated[int, Range(ge=0, note="0: off")] = field(
         default=0,
         metadata={"help": "Score each step against all types: the batch's target types encoded now, with gradients, "
                   "the others from a bank of type vectors recomputed (no gradients) every N steps (0: off). Makes "
                   "'encoder' type space affordable without sampling; --checkpointing_steps must be a multiple of N."},
     )  # fmt: skip
-    type_bank_matched_negatives: int = field(
+    type_bank_matched_negatives: Annotated[int, Range(ge=0, note="0: the full loss")] = field(
         default=512,
         metadata={"help": "With the type bank: weight the non-target types so that the loss equals, in expectation, "
                   "training against the targets plus this many sampled negatives (0: the plain BCE over all types, "
                   "which dilutes the positives; BENCHMARKS.md)."},
     )  # fmt: skip
-    type_bank_fresh_negatives: int = field(
+    type_bank_fresh_negatives: Annotated[int, Range(ge=0, note="0: only the targets")] = field(
         default=64,
         metadata={"help": "With the type bank: also re-encode this many random non-target types each step, their "
                   "gradients scaled so that every type gets its full gradient in expectation (0: only the targets)."},
     )  # fmt: skip
-    max_validation_samples: int | None = field(default=None, metadata={"help": "Score only the first N dev lines."})
+    max_validation_samples: Annotated[int | None, Range(ge=1, note="unset: all")] = field(
+        default=None, metadata={"help": "Score only the first N dev lines."}
+    )
     tune_threshold: bool = field(
         default=True,
         metadata={"help": "Score each dev evaluation at its best threshold (0.05 steps); the selected model keeps its "
@@ -116,36 +137,17 @@ class UFETArguments:
     )  # fmt: skip
 
     def __post_init__(self):
+        check_ranges(self)
         check_model_name_or_path(self.model_name_or_path)
         if self.data_format is not None and self.data_format not in FORMATS:
             raise ValueError(f"--data_format must be one of {FORMATS}, got {self.data_format!r}.")
-        for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}.")
         if self.type_space not in ("mlm", "encoder"):
             raise ValueError(f"--type_space must be 'mlm' or 'encoder', got {self.type_space!r}.")
-        if self.sampled_negative_types < 0:
-            raise ValueError(
-                f"--sampled_negative_types must be >= 0 (0: all types), got {self.sampled_negative_types}."
-            )
-        if self.type_bank_refresh_steps < 0:
-            raise ValueError(f"--type_bank_refresh_steps must be >= 0 (0: off), got {self.type_bank_refresh_steps}.")
-        if self.type_bank_matched_negatives < 0:
-            raise ValueError(
-                f"--type_bank_matched_negatives must be >= 0 (0: the full loss), got "
-                f"{self.type_bank_matched_negatives}."
-            )
-        if self.type_bank_fresh_negatives < 0:
-            raise ValueError(f"--type_bank_fresh_negatives must be >= 0, got {self.type_bank_fresh_negatives}.")
         if self.type_bank_refresh_steps and self.sampled_negative_types:
             raise ValueError(
                 "--type_bank_refresh_steps and --sampled_negative_types are two ways to afford the encoder type "
                 "space; pass one of them."
             )
-        if self.nwp_interval < 1:
-            raise ValueError(f"--nwp_interval must be at least 1, got {self.nwp_interval}.")
-        if not 0 < self.mlm_probability < 1:
-            raise ValueError(f"--mlm_probability must be in (0, 1), got {self.mlm_probability}.")
         for name in ("validation_file", "types_file", "test_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():

@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import datasets
 from transformers import HfArgumentParser
@@ -27,6 +28,7 @@ from transformers import HfArgumentParser
 from modeling_entity_typing import load_mentions
 from modeling_entity_typing.crossc.translation import SPAN_STRATEGIES, load_translator, translate_mentions
 from modeling_entity_typing.output_paths import refuse_to_replace
+from modeling_entity_typing.training.training_args import Range, check_ranges
 
 
 logger = logging.getLogger(__name__)
@@ -47,12 +49,15 @@ class TranslateArguments:
         default=None,
         metadata={"help": f"Span strategy: names of {SPAN_STRATEGIES} joined by '+' (default: the translator's)."},
     )
-    batch_size: int = field(default=64, metadata={"help": "Sentences per translator call."})
+    batch_size: Annotated[int, Range(ge=1)] = field(default=64, metadata={"help": "Sentences per translator call."})
     device: str | None = field(default=None, metadata={"help": "Device of a seq2seq MT model."})
-    limit: int | None = field(default=None, metadata={"help": "Translate only the first N mentions (a quick look)."})
+    limit: Annotated[int | None, Range(ge=1, note="unset: all")] = field(
+        default=None, metadata={"help": "Translate only the first N mentions (a quick look)."}
+    )
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output and its report."})
 
     def __post_init__(self):
+        check_ranges(self)
         languages = self.direction.split("-")
         if len(languages) != 2 or not all(languages) or languages[0] == languages[1]:
             raise ValueError(f"--direction must be source-target, e.g. en-pt, got {self.direction!r}.")
@@ -62,8 +67,6 @@ class TranslateArguments:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"No file at {path}.")
         refuse_to_replace([self.output, self.report_path()], self.overwrite_output, "--overwrite_output")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit must be at least 1, got {self.limit}.")
 
     def languages(self) -> tuple[str, str]:
         source, target = self.direction.split("-")

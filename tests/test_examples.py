@@ -425,3 +425,37 @@ def test_pretrain_ufet_with_a_type_bank_runs_on_two_processes(tiny_tokenizer, tm
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "two" / "all_results.json").read_text())
     assert summary["num_processes"] == 2 and summary["steps"] == 4 and summary["type_bank_refresh_seconds"] > 0
+
+
+def test_a_labels_file_sharing_no_label_with_train_says_so(tiny_checkpoint, fet_files, tmp_path):
+    """Issue #26: a disjoint --labels_file left no training mention and failed in featurisation with the datasets
+    error "Column 'truncated' doesn't exist"; now the file, its size, the training labels and the fix are named."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("/art\n/art/film\n/event\n")
+    for extra in ([], ["--k_shot", "2"]):
+        with pytest.raises(ValueError) as raised:
+            finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path / "out", "--labels_file", str(labels),
+                                       *extra))  # fmt: skip
+        message = str(raised.value)
+        assert f"No train mention has a label of --labels_file {labels} (3 labels: /art, /art/film, /event)" in message
+        assert f"the 16 mentions of --train_file {fet_files['train']} use 7 label(s)" in message
+        assert "/organization" in message and "Pass the label set of this training data" in message
+    labels.write_text("\n\n")
+    with pytest.raises(ValueError, match=r"--labels_file .*labels.txt lists no label; write one label per line"):
+        finetune_fet.main(fet_args(tiny_checkpoint, fet_files, tmp_path / "out", "--labels_file", str(labels)))
+
+
+@pytest.mark.parametrize("split, option", [("dev", "--validation_file"), ("test", "--test_file")])
+def test_restricting_dev_or_test_to_no_mention_says_so(tiny_checkpoint, fet_files, tmp_path, split, option):
+    """--restrict_eval_labels with a label set a dev/test file does not use emptied it: the same datasets error."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("/person\n/person/author\n")
+    other = write_mentions(tmp_path / "other.jsonl", [(text, mention, ["/art/film"]) for text, mention, _ in FET_ROWS])
+    files = {**fet_files, split: other}
+    with pytest.raises(ValueError) as raised:
+        finetune_fet.main(fet_args(tiny_checkpoint, files, tmp_path / "out", "--labels_file", str(labels),
+                                   "--restrict_eval_labels"))  # fmt: skip
+    message = str(raised.value)
+    assert f"No {split} mention has a label of --labels_file {labels} (2 labels: /person, /person/author)" in message
+    assert f"of {option} {other} use 1 label(s), none of them in that file (most frequent: /art/film)" in message
+    assert "leave out --restrict_eval_labels" in message

@@ -1,13 +1,19 @@
 """What a training script sets up before any data is loaded: its shared arguments (`TrainingArguments`), the
-`Accelerator` (`create_accelerator`), logging, and the checks that fail fast: a mis-launched process group, a
-`--model_name_or_path` folder that does not exist, an `--output_dir` that is unwritable or holds another run.
+`Accelerator` (`create_accelerator`), logging, and the checks that fail fast: a numeric argument outside its range
+(`Range`, declared on each field of every script's argument dataclasses, checked by `check_ranges`), a mis-launched
+process group, a `--model_name_or_path` folder that does not exist, an `--output_dir` that is unwritable or holds
+another run.
 """
 
+import argparse
 import logging
+import math
 import os
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import datasets
 import transformers
@@ -24,36 +30,146 @@ PROBE_PREFIX = ".write-probe-"
 RESULTS_FILE = "all_results.json"
 
 
+# ------------------------------------------------------------------------------------------------ argument ranges
+@dataclass(frozen=True)
+class Range:
+    """The legal values of a numeric script argument, declared once, on its field: `Annotated[int, Range(ge=1)]`.
+
+    `ge`/`gt`/`le`/`lt` bound the value (inclusive/exclusive); a float must also be finite: NaN and infinities are
+    no meaningful step count, rate or weight. `note` says what a special value means (`"0: all types"`), or what
+    leaving an optional argument unset does. `check_ranges`, called first by each argument dataclass's
+    `__post_init__`, and `Range.parser`, an argparse `type=`, refuse a value outside the range, so that e.g.
+    `--max_grad_norm -1`, which would flip the sign of every gradient, stops the script before it reads data or
+    writes a folder, with a message naming the argument, the value and the range. `Annotated` leaves the type that
+    `HfArgumentParser` sees unchanged.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    note: str | None = None
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        return (
+            (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
+
+    def describe(self) -> str:
+        """The range in words: `at least 1`, `>= 0`, `positive`, `in (0, 1)`, `in [0, 4294967295]`, ..."""
+        low, low_open = (self.gt, True) if self.gt is not None else (self.ge, False)
+        high, high_open = (self.lt, True) if self.lt is not None else (self.le, False)
+        if low is not None and high is not None:
+            return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        if low is not None:
+            if low == 0:
+                return "positive" if low_open else ">= 0"
+            return f"> {low}" if low_open else f"at least {low}"
+        if high is not None:
+            return f"< {high}" if high_open else f"at most {high}"
+        return "a finite number"
+
+    def requirement(self, value: object, optional: bool = False) -> str:
+        """`must be <range> (<note>, else "or unset" when optional), got <value>.`"""
+        suffix = f" ({self.note})" if self.note else " (or unset)" if optional else ""
+        described = self.describe()
+        if isinstance(value, float) and not math.isfinite(value) and described != "a finite number":
+            described = f"finite and {described}"
+        return f"must be {described}{suffix}, got {value!r}."
+
+    def parser(self, kind: type[int] | type[float]) -> Callable[[str], int | float]:
+        """An argparse `type=`: converts with `kind` and refuses a value outside the range (argparse then exits with
+        `argument --name: must be <range>, got <value>.`). Carries `range` and `kind` for tests."""
+
+        def convert(text: str) -> int | float:
+            value = kind(text)  # a ValueError here becomes argparse's own "invalid int value: 'x'"
+            if value not in self:
+                raise argparse.ArgumentTypeError(self.requirement(value))
+            return value
+
+        convert.__name__ = kind.__name__
+        convert.range, convert.kind = self, kind
+        return convert
+
+
+# A seed reaches numpy (accelerate's `set_seed`, `datasets` shuffles, scikit-learn), which takes no other value.
+SEED_RANGE = Range(ge=0, le=2**32 - 1)
+
+
+def argument_ranges(arguments_class: type) -> dict[str, tuple[Range, bool]]:
+    """The `Range` declared on each field of an argument dataclass, and whether the field may be None (unset)."""
+    ranges = {}
+    for name, hint in typing.get_type_hints(arguments_class, include_extras=True).items():
+        if typing.get_origin(hint) is not Annotated:
+            continue
+        declared = [item for item in hint.__metadata__ if isinstance(item, Range)]
+        if declared:
+            ranges[name] = (declared[0], type(None) in typing.get_args(hint.__origin__))
+    return ranges
+
+
+def check_ranges(arguments: object) -> None:
+    """Refuse the first field of an argument dataclass whose value is outside its declared `Range`."""
+    for name, (legal, optional) in argument_ranges(type(arguments)).items():
+        value = getattr(arguments, name)
+        if not (value is None and optional) and value not in legal:
+            raise ValueError(f"--{name} {legal.requirement(value, optional)}")
+
+
 @dataclass
 class TrainingArguments:
     """Arguments every training script shares (optimisation, schedule, selection, checkpoints, tracking)."""
 
     output_dir: str = field(metadata={"help": "Where the final model, checkpoints and all_results.json go."})
-    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per process."})
-    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per process."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (FiveFine: 1e-5)."})
-    head_learning_rate: float | None = field(
+    per_device_train_batch_size: Annotated[int, Range(ge=1)] = field(
+        default=16, metadata={"help": "Training batch size per process."}
+    )
+    per_device_eval_batch_size: Annotated[int, Range(ge=1)] = field(
+        default=64, metadata={"help": "Evaluation batch size per process."}
+    )
+    gradient_accumulation_steps: Annotated[int, Range(ge=1)] = field(
+        default=1, metadata={"help": "Batches per optimizer step."}
+    )
+    learning_rate: Annotated[float, Range(gt=0)] = field(
+        default=1e-5, metadata={"help": "AdamW learning rate (FiveFine: 1e-5)."}
+    )
+    head_learning_rate: Annotated[float | None, Range(gt=0)] = field(
         default=None,
         metadata={"help": "Learning rate of the typing head (FiveFine's type pool, Cross-C's type matrix)."},
     )
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay, not on biases and LayerNorm."})
+    weight_decay: Annotated[float, Range(ge=0)] = field(
+        default=0.01, metadata={"help": "AdamW weight decay, not on biases and LayerNorm."}
+    )
     lr_scheduler_type: str = field(default="constant", metadata={"help": "A transformers `SchedulerType`."})
-    num_warmup_steps: int = field(default=0, metadata={"help": "Warm-up steps of the scheduler."})
-    max_grad_norm: float | None = field(default=None, metadata={"help": "Clip gradients to this norm (off: None)."})
-    max_steps: int = field(default=1000, metadata={"help": "Upper bound on optimizer steps."})
-    min_steps: int = field(default=0, metadata={"help": "No early stop before this many steps."})
-    patience: int | None = field(
+    num_warmup_steps: Annotated[int, Range(ge=0)] = field(
+        default=0, metadata={"help": "Warm-up steps of the scheduler."}
+    )
+    # 0 would zero every gradient, a negative norm flip its sign (clip_grad_norm_ scales by max_norm / norm).
+    max_grad_norm: Annotated[float | None, Range(gt=0, note="unset: no clipping")] = field(
+        default=None, metadata={"help": "Clip gradients to this norm (off: None)."}
+    )
+    max_steps: Annotated[int, Range(ge=1)] = field(default=1000, metadata={"help": "Upper bound on optimizer steps."})
+    min_steps: Annotated[int, Range(ge=0)] = field(
+        default=0, metadata={"help": "No early stop before this many steps."}
+    )
+    patience: Annotated[int | None, Range(ge=0)] = field(
         default=None, metadata={"help": "Stop once the dev score has not improved for more than this many steps."}
     )
-    eval_steps: int = field(default=100, metadata={"help": "Evaluate on the dev set every N optimizer steps."})
+    eval_steps: Annotated[int, Range(ge=1)] = field(
+        default=100, metadata={"help": "Evaluate on the dev set every N optimizer steps."}
+    )
     eval_at_start: bool = field(
         default=False, metadata={"help": "Also evaluate before the first step, so the starting model can be selected."}
     )
-    checkpointing_steps: int | None = field(
+    checkpointing_steps: Annotated[int | None, Range(ge=1)] = field(
         default=None, metadata={"help": "Save a resumable accelerate state every N steps (off: None)."}
     )
-    checkpoints_total_limit: int | None = field(
+    checkpoints_total_limit: Annotated[int | None, Range(ge=1)] = field(
         default=2, metadata={"help": "Keep at most this many checkpoints (and always the one resumed from)."}
     )
     resume_from_checkpoint: str | None = field(
@@ -74,30 +190,14 @@ class TrainingArguments:
                   "batch size, learning rate, ...) differ from those the checkpoint was saved with; the differences "
                   "are logged. Without it such a resume is refused, each difference named."},
     )  # fmt: skip
-    seed: int = field(default=7771, metadata={"help": "Seed for weights, data order and dropout (FiveFine: 7771)."})
+    seed: Annotated[int, SEED_RANGE] = field(
+        default=7771, metadata={"help": "Seed for weights, data order and dropout (FiveFine: 7771)."}
+    )
     with_tracking: bool = field(default=False, metadata={"help": "Log metrics to the trackers of --report_to."})
     report_to: str = field(default="all", metadata={"help": "Trackers for --with_tracking (tensorboard, wandb...)."})
 
     def __post_init__(self):
-        positive = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
-        for name in (*positive, "max_steps", "eval_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
-        for name in ("min_steps", "num_warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}.")
-        if self.patience is not None and self.patience < 0:
-            raise ValueError(f"--patience must be >= 0 (or unset), got {self.patience}.")
-        if self.checkpointing_steps is not None and self.checkpointing_steps < 1:
-            raise ValueError(f"--checkpointing_steps must be at least 1 (or unset), got {self.checkpointing_steps}.")
-        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
-            raise ValueError(
-                f"--checkpoints_total_limit must be at least 1 (or unset), got {self.checkpoints_total_limit}."
-            )
-        for name in ("learning_rate", "head_learning_rate"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"--{name} must be positive, got {value}.")
+        check_ranges(self)
         choices = [member.value for member in SchedulerType]
         if self.lr_scheduler_type not in choices:
             raise ValueError(f"--lr_scheduler_type must be one of {choices}, got {self.lr_scheduler_type!r}.")
