@@ -52,23 +52,28 @@ RESULTS = {
     "history": [{"step": 10, "dev_macro_f1": 0.72}],
 }
 CROSSC_READY = hasattr(tiny, "make_tiny_crossc_model")
-FAMILIES = [
-    "fivefine",
-    pytest.param(
-        "crossc", marks=pytest.mark.skipif(not CROSSC_READY, reason="tests/tiny.py: no make_tiny_crossc_model")
-    ),
-]
+NO_CROSSC = pytest.mark.skipif(not CROSSC_READY, reason="tests/tiny.py: no make_tiny_crossc_model")
+FAMILIES = ["fivefine", pytest.param("crossc", marks=NO_CROSSC)]
+# Every exported variant: `name: (family, model overrides)`; FiveFine's two type spaces ship different code paths.
+VARIANTS = {
+    "fivefine": ("fivefine", {}),
+    "fivefine-encoder": ("fivefine", {"type_space": "encoder"}),
+    "crossc": ("crossc", {}),
+}
+# `candidate_labels` as a list (default phrases) and as a {label: phrase} dict, for models that take them.
+CANDIDATE_LABELS = (["writer", "/location/city", "team"], {"writer": "author", "city": "big town", "team": "club"})
 
 
-def make_family(family: str):
+def make_family(family: str, **overrides):
     """A tiny random model of `family` in eval mode and its own tokenizer (Cross-C adds its marker to it)."""
     tokenizer = make_tiny_tokenizer()
     maker = {"fivefine": make_tiny_model, "crossc": getattr(tiny, "make_tiny_crossc_model", None)}[family]
-    return maker(tokenizer).eval(), tokenizer
+    return maker(tokenizer, **overrides).eval(), tokenizer
 
 
 def typing_outputs(pipe, mentions) -> dict:
-    """Logits of the pipeline's model on its own preprocessed inputs, and the pipeline's labels (threshold 0)."""
+    """Logits of the pipeline's model on its own preprocessed inputs, the pipeline's labels (threshold 0) with its own
+    labels and with each of CANDIDATE_LABELS (or the error of a model that takes none)."""
     logits = []
     with torch.no_grad():
         for mention in mentions:
@@ -76,17 +81,39 @@ def typing_outputs(pipe, mentions) -> dict:
             inputs.pop("meta")
             logits.append(pipe.model(**inputs).logits[0].tolist())
     labels = [[item["label"] for item in result["labels"]] for result in pipe(mentions, threshold=0.0)]
-    return {"logits": logits, "labels": labels}
+    candidates = []
+    for candidate_labels in CANDIDATE_LABELS:
+        try:
+            results = pipe(mentions, threshold=0.0, candidate_labels=candidate_labels)
+        except Exception as error:  # compared as data: the same error in both modes
+            candidates.append(f"{type(error).__name__}: {error}")
+            continue
+        candidates.append([[(item["label"], item["score"]) for item in result["labels"]] for result in results])
+    return {"logits": logits, "labels": labels, "candidates": candidates}
 
 
 def assert_same_outputs(actual: dict, expected: dict) -> None:
     assert actual["labels"] == expected["labels"]
     torch.testing.assert_close(torch.tensor(actual["logits"]), torch.tensor(expected["logits"]), rtol=1e-5, atol=1e-6)
+    assert len(actual["candidates"]) == len(expected["candidates"]) == len(CANDIDATE_LABELS)
+    for got, want in zip(actual["candidates"], expected["candidates"]):
+        assert isinstance(got, str) == isinstance(want, str), f"got {got}, want {want}"
+        if isinstance(want, str):  # the error of a model that takes no candidate labels
+            assert got == want
+            continue
+        assert [[label for label, _ in row] for row in got] == [[label for label, _ in row] for row in want]
+        torch.testing.assert_close(
+            torch.tensor([[score for _, score in row] for row in got]),
+            torch.tensor([[score for _, score in row] for row in want]),
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
-def export_family(family: str, root: Path) -> SimpleNamespace:
-    """Save a tiny `family` model as a training run would, export it, and record the library-mode outputs."""
-    model, tokenizer = make_family(family)
+def export_family(name: str, root: Path) -> SimpleNamespace:
+    """Save a tiny model of variant `name` as a training run would, export it, and record the library-mode outputs."""
+    family, overrides = VARIANTS[name]
+    model, tokenizer = make_family(family, **overrides)
     model_dir = root / "model"
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
@@ -101,17 +128,24 @@ def export_family(family: str, root: Path) -> SimpleNamespace:
         language="en",
     )
     reference = typing_outputs(pipeline("entity-typing", model=model, tokenizer=tokenizer), MENTIONS)
-    return SimpleNamespace(family=family, model=model, model_dir=model_dir, folder=folder, reference=reference)
+    return SimpleNamespace(
+        name=name, family=family, model=model, model_dir=model_dir, folder=folder, reference=reference
+    )
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> dict[str, SimpleNamespace]:
-    families = ["fivefine", "crossc"] if CROSSC_READY else ["fivefine"]
-    return {family: export_family(family, tmp_path_factory.mktemp(f"hub-{family}")) for family in families}
+    names = [name for name, (family, _) in VARIANTS.items() if CROSSC_READY or family != "crossc"]
+    return {name: export_family(name, tmp_path_factory.mktemp(f"hub-{name}")) for name in names}
 
 
 @pytest.fixture(params=FAMILIES)
 def exported(request, exports) -> SimpleNamespace:
+    return exports[request.param]
+
+
+@pytest.fixture(params=[pytest.param(name, marks=NO_CROSSC) if name == "crossc" else name for name in VARIANTS])
+def exported_variant(request, exports) -> SimpleNamespace:
     return exports[request.param]
 
 
@@ -123,15 +157,23 @@ def test_export_folder_holds_weights_config_code_tokenizer_and_card(exported):
     folder = exported.folder
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == exported.family
-    config_module, config_class = config["auto_map"]["AutoConfig"].split(".")
-    model_module, model_class = config["auto_map"]["AutoModel"].split(".")
-    assert (config_class, model_class) == (type(exported.model.config).__name__, type(exported.model).__name__)
-    assert config_module == f"configuration_{exported.family}"
-    assert config["custom_pipelines"] == {
-        "entity-typing": {"impl": "pipeline_entity_typing.EntityTypingPipeline", "pt": ["AutoModel"]}
+    config_class, model_class = type(exported.model.config).__name__, type(exported.model).__name__
+    # every class is named through one entry module, which imports each from the file that defines it
+    assert config["auto_map"] == {
+        "AutoConfig": f"remote_code_entry.{config_class}",
+        "AutoModel": f"remote_code_entry.{model_class}",
     }
-    for module in (config_module, model_module, "pipeline_entity_typing"):
-        assert (folder / f"{module}.py").is_file()
+    assert config["custom_pipelines"] == {
+        "entity-typing": {"impl": "remote_code_entry.EntityTypingPipeline", "pt": ["AutoModel"]}
+    }
+    entry = (folder / "remote_code_entry.py").read_text()
+    model_module = type(exported.model).__module__.rpartition(".")[2]
+    for module, name in [
+        (f"configuration_{exported.family}", config_class),
+        (model_module, model_class),
+        ("pipeline_entity_typing", "EntityTypingPipeline"),
+    ]:
+        assert f"from .{module} import {name}\n" in entry and (folder / f"{module}.py").is_file()
     # weights are the saved file, byte for byte; the tokenizer and the card are there
     assert (folder / "model.safetensors").read_bytes() == (exported.model_dir / "model.safetensors").read_bytes()
     assert not list(folder.glob("*.bin"))
@@ -183,6 +225,7 @@ def test_fivefine_code_set_follows_its_imports(exports):
         "mention_inputs.py",
         "contract.py",
         "configuration_entity_typing.py",
+        "remote_code_entry.py",
     }
     assert {path.name for path in folder.glob("*.py")} == expected
     modeling = (folder / "modeling_fivefine.py").read_text()
@@ -249,6 +292,7 @@ class RefusePackage(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, RefusePackage())
 repo = os.path.realpath(sys.argv[3])
 sys.path[:] = [p for p in sys.path if p not in ("", ".") and not os.path.realpath(p) in (repo, repo + "/tests")]
+CANDIDATE_LABELS = json.loads(sys.argv[4])
 try:
     import modeling_entity_typing
     raise SystemExit("modeling_entity_typing was importable")
@@ -260,7 +304,7 @@ from transformers import AutoConfig, AutoModel, pipeline
 
 {typing_outputs}
 job, results = json.loads(open(sys.argv[1]).read()), {}
-for family, folder in job["folders"].items():
+for name, folder in job["folders"].items():
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     model = AutoModel.from_pretrained(folder, trust_remote_code=True)
     typer = pipeline(model=folder, trust_remote_code=True)  # task from config.custom_pipelines
@@ -270,7 +314,7 @@ for family, folder in job["folders"].items():
         task=typer.task,
         same_weights=all(map(torch.equal, model.state_dict().values(), typer.model.state_dict().values())),
     )
-    results[family] = outputs
+    results[name] = outputs
 results["package_modules"] = [name for name in sys.modules if name.partition(".")[0] == "modeling_entity_typing"]
 results["cwd"] = os.getcwd()
 open(sys.argv[2], "w").write(json.dumps(results))
@@ -288,7 +332,7 @@ def remote_outputs(exports, tmp_path_factory) -> dict[str, dict]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(root / "modules"), HF_HOME=str(root / "hf_home"))
     process = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(job), str(result), str(REPO_ROOT)],
+        [sys.executable, "-I", "-c", script, str(job), str(result), str(REPO_ROOT), json.dumps(CANDIDATE_LABELS)],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -303,11 +347,16 @@ def remote_outputs(exports, tmp_path_factory) -> dict[str, dict]:
 
 
 @pytest.mark.slow  # a fresh interpreter or a second process: seconds, run by CI's slow set
-def test_remote_code_mode_without_the_package_matches_library_mode(exported, remote_outputs):
-    outputs = remote_outputs[exported.family]
+def test_remote_code_mode_without_the_package_matches_library_mode(exported_variant, remote_outputs):
+    outputs = remote_outputs[exported_variant.name]
     assert all(module.startswith("transformers_modules.") for module in outputs["classes"]), outputs["classes"]
     assert outputs["task"] == "entity-typing" and outputs["same_weights"]
-    assert_same_outputs(outputs, exported.reference)
+    assert_same_outputs(outputs, exported_variant.reference)
+    # config, model and pipeline come from one copy of the flat files: a second copy of `label_sets` made two
+    # `LabelSet` classes, and the model refused the pipeline's candidate labels
+    assert len({module.rpartition(".")[0] for module in outputs["classes"]}) == 1, outputs["classes"]
+    supports = exported_variant.model.supports_candidate_labels
+    assert all(isinstance(result, str) != supports for result in outputs["candidates"]), outputs["candidates"]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ from .remote_code import (
     PACKAGE,
     RemoteCodeFile,
     check_remote_code,
+    entry_reference,
     flat_module_name,
     flatten_remote_code,
+    remote_code_files,
     remove_remote_code_fields,
 )
 
@@ -182,17 +184,12 @@ def _package_model_class(model_dir: Path, config: PreTrainedConfig) -> type[PreT
 def _write_remote_code(output_dir: Path, config: PreTrainedConfig, model_class: type[PreTrainedModel]) -> None:
     """Write and check the flat code of the config, model and pipeline, and point `config` at it."""
     pipeline_class = PIPELINE_REGISTRY.check_task(TASK)[1]["impl"]
-    code = flatten_remote_code([type(config).__module__, model_class.__module__, pipeline_class.__module__])
+    code = remote_code_files([type(config), model_class, pipeline_class])
     for item in code:
         Path(output_dir, item.filename).write_text(item.text, encoding="utf-8")
     check_remote_code(output_dir, [item.filename for item in code])
-    config.auto_map = {
-        "AutoConfig": f"{flat_module_name(type(config).__module__)}.{type(config).__name__}",
-        "AutoModel": f"{flat_module_name(model_class.__module__)}.{model_class.__name__}",
-    }
-    config.custom_pipelines = {
-        TASK: {"impl": f"{flat_module_name(pipeline_class.__module__)}.{pipeline_class.__name__}", "pt": ["AutoModel"]}
-    }
+    config.auto_map = {"AutoConfig": entry_reference(type(config)), "AutoModel": entry_reference(model_class)}
+    config.custom_pipelines = {TASK: {"impl": entry_reference(pipeline_class), "pt": ["AutoModel"]}}
 
 
 def _copy_weights(model_dir: Path, output_dir: Path) -> None:
