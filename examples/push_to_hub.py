@@ -2,7 +2,9 @@
 
 The folder loads with the package installed (library mode) and with transformers alone (`trust_remote_code=True`):
 safetensors weights, `config.json` with `auto_map` and `custom_pipelines`, flat remote-code files, the tokenizer and
-a model card (`README.md`) with the run's test scores as model-index metadata.
+a model card (`README.md`) with the run's test scores as model-index metadata. Every argument is checked before
+anything is written, and the folder is written beside --output_dir and renamed into place at the end, so a failed
+export leaves nothing behind (nor loses the folder --overwrite_output_dir would replace) and the rerun needs no flag.
 
     # look at the folder first
     python examples/push_to_hub.py --model_dir outputs/onto-5shot-0 --repo_id org/fivefine-onto-5shot \\
@@ -33,7 +35,9 @@ class PushArguments:
     output_dir: str | None = field(
         default=None, metadata={"help": "Where the Hub-ready folder goes; default: `<model_dir>-hub` next to it."}
     )
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a non-empty --output_dir (kept until the new folder is complete)."}
+    )
     dry_run: bool = field(default=False, metadata={"help": "Write the folder only; do not upload."})
     private: bool = field(default=False, metadata={"help": "Create the repository as private."})
     token: str | None = field(default=None, metadata={"help": "Hub token; default: HF_TOKEN or `hf auth login`."})

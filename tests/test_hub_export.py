@@ -396,8 +396,58 @@ def test_export_input_errors_say_what_to_fix(exports, tmp_path):
         export_for_hub(exported.model_dir, exported.folder, "org/x", dataset_name="d")
     with pytest.raises(ValueError, match="must be outside `model_dir`"):
         export_for_hub(exported.model_dir, exported.model_dir / "hub", "org/x", dataset_name="d")
-    with pytest.raises(huggingface_hub.errors.HFValidationError):
+    with pytest.raises(huggingface_hub.errors.HFValidationError, match="`repo_id` .*'org/bad name'"):
         export_for_hub(exported.model_dir, tmp_path / "out2", "org/bad name", dataset_name="d")
+    for argument in ("base_model", "dataset_id"):
+        with pytest.raises(huggingface_hub.errors.HFValidationError, match=f"`{argument}` .*--{argument}.*'bad id'"):
+            export_for_hub(exported.model_dir, tmp_path / "out3", "org/x", dataset_name="d", **{argument: "bad id"})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json"]  # no export was started
+
+
+def folder_state(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` (staging leftovers included), with a file's bytes."""
+    return {str(path.relative_to(root)): path.read_bytes() if path.is_file() else None for path in root.rglob("*")}
+
+
+def dry_run_argv(exported: SimpleNamespace, out: Path) -> list[str]:
+    return ["--model_dir", str(exported.model_dir), "--repo_id", "org/tiny", "--output_dir", str(out), "--dry_run"]
+
+
+def test_an_export_missing_its_dataset_name_writes_nothing_and_the_rerun_needs_no_overwrite(exports, tmp_path):
+    exported = exports["fivefine"]
+    root, out = tmp_path / "exports", tmp_path / "exports" / "hub"
+    argv = dry_run_argv(exported, out)
+    with pytest.raises(ValueError, match="test scores but no dataset was named.*--dataset_name"):
+        push_to_hub.main(argv)  # all_results.json has test scores: the card needs the dataset's name
+    assert not root.exists() or folder_state(root) == {}
+    assert push_to_hub.main([*argv, "--dataset_name", "Tiny test set"]) == out  # no --overwrite_output_dir needed
+    assert type(AutoModel.from_pretrained(out)) is type(exported.model)
+
+
+def test_an_export_failing_midway_leaves_the_target_as_it_was(exports, tmp_path, monkeypatch):
+    exported = exports["fivefine"]
+    root, out = tmp_path / "exports", tmp_path / "exports" / "hub"
+    argv = [*dry_run_argv(exported, out), "--dataset_name", "Tiny test set"]
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(hub, "_copy_weights", disk_full)  # midway: after the code and config are written
+        with pytest.raises(OSError, match="No space left"):
+            push_to_hub.main(argv)
+    assert not root.exists() or folder_state(root) == {}
+    assert push_to_hub.main(argv) == out  # no --overwrite_output_dir needed
+    before = folder_state(root)
+    # a replacement that fails midway keeps the old export whole (it used to be emptied first)
+    with monkeypatch.context() as patch:
+        patch.setattr(hub, "_copy_weights", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            push_to_hub.main([*argv, "--dataset_name", "Other set", "--overwrite_output_dir"])
+    assert folder_state(root) == before
+    push_to_hub.main([*argv, "--dataset_name", "Other set", "--overwrite_output_dir"])
+    assert set(folder_state(root)) == set(before) and "Other set" in (out / "README.md").read_text()
+    assert type(AutoModel.from_pretrained(out)) is type(exported.model)
 
 
 def test_fine_tuned_copy_can_drop_the_remote_code_fields(exported, tmp_path):

@@ -11,12 +11,20 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub import get_token as get_hub_token
+from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
-from transformers import MODEL_MAPPING, AutoConfig, AutoTokenizer, PreTrainedConfig, PreTrainedModel
+from transformers import (
+    MODEL_MAPPING,
+    AutoConfig,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
-from ..output_paths import prepare_output_dir
+from ..output_paths import staged_output_dir
 from .model_card import (
     TASK,
     build_card_data,
@@ -65,23 +73,20 @@ def export_for_hub(
     """Write a Hub-ready copy of the saved model in `model_dir` to `output_dir`; returns `output_dir`.
 
     `dataset_id` (a Hub dataset) also adds `.eval_results/<dataset>.yaml` with the test macro-F1 under `eval_task_id`.
+    Every argument is checked, and the config, tokenizer, results and card are read, before anything is written; the
+    folder is written beside `output_dir` and renamed into place at the end, so a failure leaves `output_dir` as it
+    was (absent, or the old export that `overwrite` would have replaced).
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
-    validate_repo_id(repo_id)
+    for argument, hub_id in (("repo_id", repo_id), ("base_model", base_model), ("dataset_id", dataset_id)):
+        _check_hub_id(argument, hub_id)
     _check_model_dir(model_dir)
-    _prepare_output_dir(model_dir, output_dir, overwrite)
+    if output_dir.resolve() == model_dir.resolve() or model_dir.resolve() in output_dir.resolve().parents:
+        raise ValueError(f"`output_dir` ({output_dir}) must be outside `model_dir` ({model_dir}).")
     config = AutoConfig.from_pretrained(model_dir)
     model_class = _package_model_class(model_dir, config)
-
-    # Remote code first: a module that cannot be shipped stops the export before weights and card are written.
-    _write_remote_code(output_dir, config, model_class)
-    config.save_pretrained(output_dir)
-    _copy_weights(model_dir, output_dir)
-    _copy_tokenizer(model_dir, output_dir)
-
+    tokenizer = _load_tokenizer(model_dir)
     results = read_results(model_dir)
-    if results:
-        shutil.copyfile(Path(model_dir, "all_results.json"), output_dir / "all_results.json")
     card_data = build_card_data(
         config,
         results,
@@ -96,10 +101,23 @@ def export_for_hub(
     card = render_model_card(
         card_data, config, results, repo_id, dataset_name=dataset_name, template_path=template_path
     )
-    card.save(output_dir / "README.md")
-    if dataset_id:
-        write_eval_results(output_dir, results, dataset_id, eval_task_id)
-    logger.info(f"Exported {model_dir} for {repo_id} to {output_dir}: {sorted(p.name for p in output_dir.iterdir())}")
+    code = _point_config_at_remote_code(config, model_class)
+
+    # `keep`: replacing the output folder must never delete the model being read
+    with staged_output_dir(output_dir, overwrite, keep=model_dir) as staging:
+        for item in code:
+            Path(staging, item.filename).write_text(item.text, encoding="utf-8")
+        check_remote_code(staging, [item.filename for item in code])
+        config.save_pretrained(staging)
+        _copy_weights(model_dir, staging)
+        tokenizer.save_pretrained(staging)
+        if results:
+            shutil.copyfile(Path(model_dir, "all_results.json"), staging / "all_results.json")
+        card.save(staging / "README.md")
+        if dataset_id:
+            write_eval_results(staging, results, dataset_id, eval_task_id)
+        files = sorted(path.name for path in staging.iterdir())
+    logger.info(f"Exported {model_dir} for {repo_id} to {output_dir}: {files}")
     return output_dir
 
 
@@ -163,13 +181,6 @@ def _check_model_dir(model_dir: Path) -> None:
         )
 
 
-def _prepare_output_dir(model_dir: Path, output_dir: Path, overwrite: bool) -> None:
-    """Create an empty `output_dir` outside `model_dir`; a non-empty one is replaced only with `overwrite`."""
-    if output_dir.resolve() == model_dir.resolve() or model_dir.resolve() in output_dir.resolve().parents:
-        raise ValueError(f"`output_dir` ({output_dir}) must be outside `model_dir` ({model_dir}).")
-    prepare_output_dir(output_dir, overwrite, keep=model_dir)  # emptying it must not delete the model
-
-
 def _package_model_class(model_dir: Path, config: PreTrainedConfig) -> type[PreTrainedModel]:
     """The package's model class for `config`; other models have no remote code here to ship."""
     model_class = MODEL_MAPPING[type(config)] if type(config) in MODEL_MAPPING else None
@@ -181,15 +192,13 @@ def _package_model_class(model_dir: Path, config: PreTrainedConfig) -> type[PreT
     return model_class
 
 
-def _write_remote_code(output_dir: Path, config: PreTrainedConfig, model_class: type[PreTrainedModel]) -> None:
-    """Write and check the flat code of the config, model and pipeline, and point `config` at it."""
+def _point_config_at_remote_code(config: PreTrainedConfig, model_class: type[PreTrainedModel]) -> list[RemoteCodeFile]:
+    """The flat code of the config, model and pipeline classes; sets `config.auto_map` and `custom_pipelines` to it."""
     pipeline_class = PIPELINE_REGISTRY.check_task(TASK)[1]["impl"]
     code = remote_code_files([type(config), model_class, pipeline_class])
-    for item in code:
-        Path(output_dir, item.filename).write_text(item.text, encoding="utf-8")
-    check_remote_code(output_dir, [item.filename for item in code])
     config.auto_map = {"AutoConfig": entry_reference(type(config)), "AutoModel": entry_reference(model_class)}
     config.custom_pipelines = {TASK: {"impl": entry_reference(pipeline_class), "pt": ["AutoModel"]}}
+    return code
 
 
 def _copy_weights(model_dir: Path, output_dir: Path) -> None:
@@ -203,16 +212,27 @@ def _copy_weights(model_dir: Path, output_dir: Path) -> None:
             shutil.copyfile(Path(model_dir, shard), output_dir / shard)
 
 
-def _copy_tokenizer(model_dir: Path, output_dir: Path) -> None:
-    """Re-save the tokenizer saved next to the model; the Hub repo needs it for `pipeline(model=repo_id)`."""
+def _load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved next to the model; the Hub repo needs it for `pipeline(model=repo_id)`."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as error:
         raise FileNotFoundError(
             f"No tokenizer could be loaded from {model_dir} ({error}); save it next to the model with "
             "`tokenizer.save_pretrained(model_dir)`."
         ) from error
-    tokenizer.save_pretrained(output_dir)
+
+
+def _check_hub_id(argument: str, hub_id: str | None) -> None:
+    """Raise, naming `argument`, unless `hub_id` (when given) is a valid Hub id (`name` or `org/name`)."""
+    if hub_id is None:
+        return
+    try:
+        validate_repo_id(hub_id)
+    except HFValidationError as error:
+        raise HFValidationError(
+            f"`{argument}` (`--{argument}`) {hub_id!r} is not a valid Hub id, `name` or `org/name`: {error}"
+        ) from error
 
 
 __all__ = [
