@@ -4,8 +4,8 @@ export may use of any model of this package, and all they may use.
 A family implements it by subclassing `EntityTypingPreTrainedModel` (whose methods document each member and fail
 with a message until the family overrides them) and by giving its config `EntityTypingConfigMixin`. Callers never
 ask which family a model is (no `hasattr`, no class or `model_type` checks): what differs between families is a
-capability flag here (`supports_candidate_labels`) or a value (`head_parameter_prefixes`). One test suite
-(`tests/test_family_contract.py`) checks every family against it.
+capability flag here (`supports_candidate_labels`, `supports_label_examples`) or a value (`head_parameter_prefixes`).
+One test suite (`tests/test_family_contract.py`) checks every family against it.
 """
 
 from collections.abc import Mapping, Sequence
@@ -69,20 +69,36 @@ class EntityTypingModel(Protocol):
     auxiliary_parameter_prefixes: Mapping[str, tuple[str, ...]]
     # Whether `label_set_inputs` works: scoring against labels given at call time, without training.
     supports_candidate_labels: bool
+    # Whether examples of a label (`set_label_set(..., examples=)`, `label_example_inputs`) shape its type vector
+    # without training; where false, both raise `label_examples.label_examples_unsupported`.
+    supports_label_examples: bool
 
     def set_label_set(
         self,
         labels: Sequence[str] | Mapping[str, str],
         tokenizer: PreTrainedTokenizerBase,
         label_phrases: Sequence[str] | Mapping[str, str] | None = None,
+        *,
+        examples: Mapping[str, Sequence[Any]] | None = None,
     ) -> Any:
-        """Make `labels` (a list, or `{label: phrase}`) the configured label set, kept by `save_pretrained`."""
+        """Make `labels` (a list, or `{label: phrase}`) the configured label set, kept by `save_pretrained`, with
+        `{label: [example, ...]}` where `supports_label_examples`."""
         ...
 
     def label_set_inputs(
         self, labels: Sequence[str] | Mapping[str, str], tokenizer: PreTrainedTokenizerBase
     ) -> dict[str, torch.Tensor]:
         """Keyword arguments for `forward` that score against `labels` instead of the configured set."""
+        ...
+
+    def label_example_inputs(
+        self,
+        examples: Mapping[str, Sequence[Any]],
+        tokenizer: PreTrainedTokenizerBase,
+        labels: Sequence[str] | Mapping[str, str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Keyword arguments for `forward` that add `{label: [example, ...]}` to the label set scored: `labels`
+        (with `label_set_inputs(labels)`), or by default the configured set, whose stored examples they override."""
         ...
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MentionEncoder:

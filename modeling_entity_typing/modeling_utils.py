@@ -14,6 +14,7 @@ from transformers.models.bert.modeling_bert import BertEmbeddings, BertLMPredict
 from transformers.utils import logging
 
 from .contract import EncoderAndTokenizer, MentionEncoder
+from .label_examples import label_examples_unsupported
 
 
 class EntityTypingPreTrainedModel(PreTrainedModel):
@@ -24,7 +25,8 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
 
     It is also where a family implements the contract (`contract.EntityTypingModel`): the members below say what
     callers may rely on, and the methods a family must provide raise `NotImplementedError` until it does. A
-    capability a family lacks stays `False` (`supports_candidate_labels`), so callers read the flag, never `hasattr`.
+    capability a family lacks stays `False` (`supports_candidate_labels`, `supports_label_examples`), so callers
+    read the flag, never `hasattr`.
     """
 
     base_model_prefix = "bert"
@@ -43,6 +45,8 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
     auxiliary_parameter_prefixes: Mapping[str, tuple[str, ...]] = MappingProxyType({})
     # Whether `label_set_inputs` can score against labels given at call time (the pipeline's `candidate_labels`).
     supports_candidate_labels: bool = False
+    # Whether a label's examples shape its type vector without training (`set_label_set(..., examples=)`).
+    supports_label_examples: bool = False
 
     # ------------------------------------------------------------------------------------------------ the contract
     def _not_implemented(self, member: str) -> NotImplementedError:
@@ -53,8 +57,11 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         labels: Sequence[str] | Mapping[str, str],
         tokenizer: PreTrainedTokenizerBase,
         label_phrases: Sequence[str] | Mapping[str, str] | None = None,
+        *,
+        examples: Mapping[str, Sequence[Any]] | None = None,
     ) -> Any:
-        """Make `labels` (a list, or `{label: phrase}`) the configured label set; `save_pretrained` keeps it."""
+        """Make `labels` (a list, or `{label: phrase}`) the configured label set; `save_pretrained` keeps it.
+        `examples` (`{label: [example, ...]}`) only where `supports_label_examples`."""
         raise self._not_implemented("set_label_set")
 
     def label_set_inputs(
@@ -68,6 +75,18 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
             f"{type(self).__name__} types against its trained labels only: its types are learned vectors, so new "
             "labels need `set_label_set` and training (or `set_type_prototypes` where the family has it)."
         )
+
+    def label_example_inputs(
+        self,
+        examples: Mapping[str, Sequence[Any]],
+        tokenizer: PreTrainedTokenizerBase,
+        labels: Sequence[str] | Mapping[str, str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Keyword arguments for `forward` that add label examples to the label set scored.
+
+        Only where `supports_label_examples`; other families refuse examples with what to do instead.
+        """
+        raise label_examples_unsupported(self)
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MentionEncoder:
         """The encoder that turns (text, character span) into this model's input."""

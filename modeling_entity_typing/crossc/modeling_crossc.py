@@ -21,6 +21,7 @@ from transformers.utils import logging
 
 from ..configuration import CrossCConfig
 from ..contract import EncoderAndTokenizer
+from ..label_examples import label_examples_unsupported
 from ..layers import dot_product_scores, first_token_positions, gather_positions
 from ..losses import multilabel_bce
 from ..modeling_outputs import EntityTypingOutput
@@ -79,14 +80,18 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         tokenizer: PreTrainedTokenizerBase | None = None,
         label_phrases: object = None,
         generator: torch.Generator | None = None,
+        *,
+        examples: Mapping[str, Sequence] | None = None,
     ) -> list[str]:
         """Make `labels` the label set: rows of labels the model already has are kept, new rows start from
         N(0, `initializer_range`). `tokenizer` and `label_phrases` are the contract's arguments and unused here
-        (Cross-C's types are learned vectors, not phrases).
+        (Cross-C's types are learned vectors, not phrases); `examples` are refused (`supports_label_examples`).
 
         With a (CPU) `generator`, the i-th label's fresh row is the i-th row of one draw from it, whatever else the
         model holds: two models given the same label set and an equally seeded generator start from the same type
         rows, so a comparison between their encoders is not confounded by the type initialisation."""
+        if examples is not None:
+            raise label_examples_unsupported(self)
         labels = _label_list(labels)
         old_rows = {
             self.config.id2label[index]: index
