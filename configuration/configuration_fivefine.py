@@ -86,6 +86,14 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             `[cls, sep]` ids, recorded from the tokenizer by `get_mention_encoder` when `type_space="encoder"`, so
             that `forward` finds the mention's pieces and encodes phrases as the tokenizer would; not meant to be
             edited by hand.
+        label_example_weight (`float`, *optional*, defaults to 0.7):
+            Under `type_space="encoder"`, the weight `a` of a label's phrase against its examples (given with
+            `model.set_label_set(..., examples=...)` or the pipeline's `label_examples`): the label's type vector is
+            `normalize(a * phrase + (1 - a) * mean of its examples' unit mention vectors)`. 1 ignores examples
+            (zero-shot), 0 keeps the examples' mean alone (a prototype); in [0, 1].
+        label_example_labels (`list[str]`, *optional*):
+            The labels whose mean example vectors the model stores (buffer `label_example_vectors`, in this order),
+            written by `set_label_set(..., examples=...)`; not meant to be edited by hand.
 
     Float fields accept ints (`threshold=1`, `mlm_loss_weight=0`), stored as floats; `nan` and `inf` are rejected.
 
@@ -119,6 +127,8 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
     mention_open_ids: list[int] | None = None
     pieces_before_slot: int | None = None
     phrase_boundary_ids: list[int] | None = None
+    label_example_weight: float | int = 0.7
+    label_example_labels: list[str] | None = None
 
     float_fields = (
         "type_attention_dropout",
@@ -128,6 +138,7 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
         "original_label_weight",
         "extra_label_weight",
         "threshold",
+        "label_example_weight",
     )
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -155,6 +166,11 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
                 raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"`threshold` is a probability and must be in [0, 1], got {self.threshold!r}.")
+        if not 0.0 <= self.label_example_weight <= 1.0:
+            raise ValueError(
+                "`label_example_weight` is the weight of a label's phrase against its examples and must be in [0, 1] "
+                f"(1: the phrase alone, 0: the examples alone), got {self.label_example_weight!r}."
+            )
 
     def validate_loss_weights(self):
         for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):
@@ -202,6 +218,27 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
                     "editing them."
                 )
         self._check_phrase_checksums(labels)
+        self._check_example_labels(labels)
+
+    def _check_example_labels(self, labels: list) -> None:
+        """The labels with stored examples are labels of the set, each once, and only in the encoder type space."""
+        example_labels = self.label_example_labels
+        if not example_labels:
+            return
+        if self.type_space != "encoder":
+            raise ValueError(
+                f"`label_example_labels` names labels with stored examples, which only `type_space='encoder'` uses, "
+                f"but `type_space` is {self.type_space!r}. Remove the field (and the model's `label_example_vectors`)."
+            )
+        known = set(labels)
+        unknown = [label for label in example_labels if label not in known]
+        repeated = sorted({label for label in example_labels if example_labels.count(label) > 1})
+        if unknown or repeated:
+            raise ValueError(
+                f"`label_example_labels` must name labels of `id2label`, each once; unknown: {unknown}, repeated: "
+                f"{repeated}. It is written by `model.set_label_set(labels, tokenizer, examples=...)`: call it "
+                "again rather than editing it."
+            )
 
     def _check_phrase_checksums(self, labels: list) -> None:
         """Phrases and token ids still match what `set_label_set` tokenized (configs without checksums pass)."""

@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - `datasets` is a dependency; keep the p
 
 from ..contract import EntityTypingModel
 from ..decision import check_rule_options, decide, resolve_rule
+from ..label_examples import LabelExamples, label_examples_unsupported, parse_label_examples
 from ..label_sets import LabelSet
 from ..mention_inputs import (
     EntityTypingInputError,
@@ -36,7 +37,7 @@ from ..mention_inputs import (
 
 logger = logging.get_logger(__name__)
 
-OPTIONS = ("threshold", "top_k", "decision", "candidate_labels", "errors")
+OPTIONS = ("threshold", "top_k", "decision", "candidate_labels", "label_examples", "errors")
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,13 @@ class EntityTypingPipeline(Pipeline):
     after it (so `span="Paris"` skips "Parisian"); only when there is none, the first occurrence anywhere.
 
     Options: `candidate_labels` (a list, or `{label: phrase}`) types against a new label set with no fine-tuning
-    (models whose `supports_candidate_labels` is true). Which labels come back follows transformers' `top_k`:
+    (models whose `supports_candidate_labels` is true). `label_examples={label: [example, ...]}` (an example as an
+    input here, `{"text", "span"}`, or `(text, start, end)`) moves each such label's type vector towards its examples,
+    with no fine-tuning (models whose `supports_label_examples` is true: FiveFine in the encoder type space); they
+    name labels of `candidate_labels`, or without it of the model's own label set, where they override the examples
+    stored with `set_label_set(..., examples=...)` label by label.
+
+    Which labels come back follows transformers' `top_k`:
 
     * neither `threshold` nor `top_k`: the model's rule, `config.decision` at `config.threshold`;
     * `top_k=k` alone: the k best labels;
@@ -178,7 +185,14 @@ class EntityTypingPipeline(Pipeline):
         return super().__call__([_Item(index, value, listed=True) for index, value in enumerate(checked)], **kwargs)
 
     def _sanitize_parameters(
-        self, threshold=None, top_k=None, decision=None, candidate_labels=None, errors=None, **unknown
+        self,
+        threshold=None,
+        top_k=None,
+        decision=None,
+        candidate_labels=None,
+        label_examples=None,
+        errors=None,
+        **unknown,
     ):
         if unknown:
             raise TypeError(
@@ -196,10 +210,26 @@ class EntityTypingPipeline(Pipeline):
                 raise TypeError("`candidate_labels` must be a list of labels or a {label: phrase} dict, not a string.")
             label_set = LabelSet.create(candidate_labels)
             forward_params["label_set"] = postprocess_params["label_set"] = label_set
+        if label_examples is not None:
+            forward_params["label_examples"] = self._checked_examples(label_examples, forward_params.get("label_set"))
         for name, value in (("threshold", threshold), ("top_k", top_k), ("decision", decision)):
             if value is not None:
                 postprocess_params[name] = value
         return preprocess_params, forward_params, postprocess_params
+
+    def _checked_examples(self, label_examples: Any, label_set: LabelSet | None) -> LabelExamples:
+        """`label_examples` checked against the candidate labels, or the model's own label set without them."""
+        if not self.model.supports_label_examples:
+            raise label_examples_unsupported(self.model)
+        if label_set is not None:
+            return parse_label_examples(label_examples, label_set.labels, self.tokenizer, "`candidate_labels`")
+        return parse_label_examples(
+            label_examples,
+            self._labels_of_config(),
+            self.tokenizer,
+            "the model's label set",
+            " (to type against other labels, pass them as `candidate_labels` too)",
+        )
 
     def preprocess(self, inputs, errors: str = "raise") -> dict[str, Any]:
         index, listed = None, False
@@ -265,10 +295,17 @@ class EntityTypingPipeline(Pipeline):
                 self._phrase_inputs.popitem(last=False)
         return phrase_inputs
 
-    def _forward(self, model_inputs: dict[str, Any], label_set: LabelSet | None = None) -> dict[str, Any]:
+    def _forward(
+        self,
+        model_inputs: dict[str, Any],
+        label_set: LabelSet | None = None,
+        label_examples: LabelExamples | None = None,
+    ) -> dict[str, Any]:
         meta = model_inputs.pop("meta")
         if label_set is not None:
             model_inputs.update(self._phrase_inputs_of(label_set))
+        if label_examples is not None:  # the model keeps their vectors while its weights stay the same
+            model_inputs.update(self.model.label_example_inputs(label_examples, self.tokenizer, label_set))
         logits = self.model(**model_inputs).logits
         self._warn_if_not_finite(logits)
         return {"logits": logits, "meta": meta}

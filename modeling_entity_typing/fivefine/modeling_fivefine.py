@@ -24,11 +24,20 @@ from transformers.utils import logging
 from ..configuration import FiveFineConfig
 from ..configuration.configuration_fivefine import label_phrase_checksum
 from ..contract import EncoderAndTokenizer
+from ..label_examples import LabelExamples, label_examples_unsupported, parse_label_examples
 from ..label_sets import LabelSet, pad_phrase_token_ids
 from ..layers import dot_product_scores, first_token_positions, gather_positions
 from ..losses import multilabel_bce, token_cross_entropy
 from ..modeling_outputs import EntityTypingOutput
 from ..modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
+from .example_mixing import (
+    ExampleVectors,
+    content_key,
+    mean_example_directions,
+    merge_examples,
+    mix_examples,
+    rows_of,
+)
 from .prompt_template import PromptTemplateEncoder
 from .sentence_space import CosineTypeScorer, masked_mean, mention_span_mask
 
@@ -157,6 +166,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
     (`load_state_dict`, `copy_` under `no_grad`) change its key. Writing through `.data` does neither: call
     `clear_type_cache()` after doing that.
 
+    Under `type_space="encoder"`, a few examples per label move its type vector towards its mentions, with no
+    training (`set_label_set(..., examples=...)`, or `label_example_inputs` for one call; see `example_mixing`).
+
     ```python
     >>> model, tokenizer = BertForPhraseTypeTyping.from_encoder("bert-base-cased", ["person", "city", "company"])
     >>> encoded = model.get_mention_encoder(tokenizer).encode("Paris is big.", 0, 5)
@@ -199,6 +211,12 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         self._label_set_version = 0
         self._load_label_set_buffers()
         self.post_init()
+
+    @property
+    def supports_label_examples(self) -> bool:
+        """Label examples mix into type vectors in the encoder type space only, where mentions and phrases are
+        vectors of one space (`example_mixing`)."""
+        return self.config.type_space == "encoder"
 
     @property
     def auxiliary_parameter_prefixes(self) -> Mapping[str, tuple[str, ...]]:
@@ -251,6 +269,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             ids, mask = module._label_set_tensors()
             init.copy_(module.type_phrase_ids, ids)
             init.copy_(module.type_phrase_mask, mask)
+            if module.label_example_vectors is not None:
+                # Only when missing from a checkpoint (reported by the load): a zero mean leaves the phrase alone.
+                init.zeros_(module.label_example_vectors)
 
     def get_output_embeddings(self):
         return self.cls.predictions.decoder
@@ -266,12 +287,20 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             return pad_phrase_token_ids(token_ids, self.config.pad_token_id or 0)
         return torch.zeros(0, 1, dtype=torch.long), torch.zeros(0, 1, dtype=torch.bool)
 
-    def _load_label_set_buffers(self) -> None:
+    def _load_label_set_buffers(self, example_vectors: torch.Tensor | None = None) -> None:
         ids, mask = self._label_set_tensors()
-        device = self.bert.embeddings.word_embeddings.weight.device
+        weight = self.bert.embeddings.word_embeddings.weight
         # Not persistent: the config holds the label set, so checkpoints of different label sets share one layout.
-        self.register_buffer("type_phrase_ids", ids.to(device), persistent=False)
-        self.register_buffer("type_phrase_mask", mask.to(device), persistent=False)
+        self.register_buffer("type_phrase_ids", ids.to(weight.device), persistent=False)
+        self.register_buffer("type_phrase_mask", mask.to(weight.device), persistent=False)
+        # Persistent, since they cannot be recomputed from the config: the mean example vector of each label of
+        # `config.label_example_labels`, in that order. `None` (no key in a checkpoint) without examples.
+        example_labels = self.config.label_example_labels
+        if example_labels and example_vectors is None:
+            example_vectors = torch.zeros(len(example_labels), self.config.hidden_size)  # filled by loading
+        if example_vectors is not None:
+            example_vectors = example_vectors.to(weight.device, weight.dtype)
+        self.register_buffer("label_example_vectors", example_vectors)
         self._label_set_version += 1
 
     @property
@@ -287,14 +316,29 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         labels: Sequence[str] | Mapping[str, str],
         tokenizer: PreTrainedTokenizerBase,
         label_phrases: Sequence[str] | Mapping[str, str] | None = None,
+        *,
+        examples: Mapping[str, Sequence] | None = None,
     ) -> LabelSet:
         """Make `labels` the model's label set, without touching any weight.
 
         `labels` is a list (phrases by FiveFine's default rule, or `label_phrases`) or a `{label: phrase}` dict.
         Updates `config.id2label`/`label2id`/`label_phrases`/`label_phrase_token_ids`, so `save_pretrained` keeps it.
+
+        `examples` (`type_space="encoder"` only): `{label: [example, ...]}`, an example being `{"text": ...,
+        "span": (start, end) or "mention"}` or `(text, start, end)`; each such label's type vector mixes its phrase
+        with its examples (`config.label_example_weight`), the others keep their phrase. Only each label's mean
+        example vector is stored (buffer `label_example_vectors`, saved with the model): it was read by the weights
+        at the time the examples were given, so after changing the weights (training), give the examples again.
+        A call without `examples` drops stored ones.
         """
         label_set = LabelSet.create(labels, label_phrases)
         token_ids = label_set.tokenize(tokenizer)
+        example_labels, example_vectors = None, None
+        if examples is not None:
+            if not self.supports_label_examples:
+                raise label_examples_unsupported(self)
+            parsed = parse_label_examples(examples, label_set.labels, tokenizer)
+            example_labels, example_vectors = list(parsed.labels), mean_example_directions(self, tokenizer, parsed)
         self.config.set_labels(label_set.labels)
         self.config.label_phrases = list(label_set.phrases)
         self.config.label_phrase_token_ids = token_ids
@@ -305,7 +349,8 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             self.config.mask_token_id = tokenizer.mask_token_id
         if self.config.type_space == "encoder":
             self._record_template_ids(PromptTemplateEncoder(tokenizer, self.config))
-        self._load_label_set_buffers()
+        self.config.label_example_labels = example_labels
+        self._load_label_set_buffers(example_vectors)
         return label_set
 
     def encode_label_set(
@@ -322,6 +367,48 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         """`forward` keyword arguments (`type_phrase_ids`, `type_phrase_mask`) that score against `labels`."""
         ids, mask = self.encode_label_set(labels, tokenizer)
         return {"type_phrase_ids": ids, "type_phrase_mask": mask}
+
+    def label_example_inputs(
+        self,
+        examples: LabelExamples | Mapping[str, Sequence],
+        tokenizer: PreTrainedTokenizerBase,
+        labels: LabelSet | Sequence[str] | Mapping[str, str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """`forward` keyword arguments (`type_example_rows`, `type_example_vectors`) that add `examples` (as in
+        `set_label_set`) to the label set scored: `labels` (pass `label_set_inputs(labels)` too; stored examples do
+        not apply to it), or by default the configured set, whose stored examples they override label by label.
+
+        The example vectors are read by the current weights; in eval mode without gradients they are kept in the
+        type cache, so repeated calls encode the examples once.
+        """
+        if not self.supports_label_examples:
+            raise label_examples_unsupported(self)
+        if labels is None:
+            label_list, where = self.config.label_list(), "the model's label set"
+            hint = " (to type against other labels, pass them as `labels`, or the pipeline's `candidate_labels`)"
+        else:
+            label_set = labels if isinstance(labels, LabelSet) else LabelSet.create(labels)
+            label_list, where, hint = list(label_set.labels), "the label set given", ""
+        if isinstance(examples, LabelExamples):
+            examples.check_labels(label_list, where, hint)
+        else:
+            examples = parse_label_examples(examples, label_list, tokenizer, where, hint)
+        rows = rows_of(examples.labels, {label: row for row, label in enumerate(label_list)}, self.device)
+        return {"type_example_rows": rows, "type_example_vectors": self._example_directions(examples, tokenizer)}
+
+    def _example_directions(self, examples: LabelExamples, tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+        """`mean_example_directions` on the model's device, cached with the type matrices in eval mode."""
+        if self.training or torch.is_grad_enabled():
+            return mean_example_directions(self, tokenizer, examples).to(self.device)
+        key = (("examples", examples), self._type_weights_key())
+        cached = self._cached_type_matrix(key)
+        if cached is not None:
+            return cached
+        generation = self._type_cache_generation
+        self._watch_type_weights()
+        return self._store_type_matrix(
+            key, mean_example_directions(self, tokenizer, examples).to(self.device), generation
+        )
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> PromptTemplateEncoder:
         """The encoder that turns (text, character span) into this model's templated input."""
@@ -456,9 +543,17 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             return matrix
 
     def type_embeddings(
-        self, type_phrase_ids: torch.Tensor | None = None, type_phrase_mask: torch.Tensor | None = None
+        self,
+        type_phrase_ids: torch.Tensor | None = None,
+        type_phrase_mask: torch.Tensor | None = None,
+        type_example_rows: torch.Tensor | None = None,
+        type_example_vectors: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Type vectors of the given phrases, or of the configured label set; cached in eval mode without grad."""
+        """Type vectors of the given phrases, or of the configured label set (with its stored examples), with the
+        given examples mixed in (`label_example_inputs`); cached in eval mode without grad."""
+        given = ExampleVectors.given(type_example_rows, type_example_vectors)
+        if given is not None and not self.supports_label_examples:
+            raise label_examples_unsupported(self)
         if type_phrase_ids is None:
             if self.type_phrase_ids.size(0) == 0:
                 if self.config.label_phrases:
@@ -472,13 +567,16 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
                     "`type_phrase_ids` and `type_phrase_mask` (see `model.encode_label_set`)."
                 )
             type_phrase_ids, type_phrase_mask = self.type_phrase_ids, self.type_phrase_mask
-            label_set_key = ("config", self._label_set_version)
+            stored = self.label_example_vectors
+            stored_key = None if stored is None else (id(stored), stored._version)
+            label_set_key = ("config", self._label_set_version, stored_key)
         else:
             if type_phrase_mask is None:
                 type_phrase_mask = type_phrase_ids != (self.config.pad_token_id or 0)
             label_set_key = None
+        configured = label_set_key is not None
         if self.training or torch.is_grad_enabled():
-            return self.encode_types(type_phrase_ids, type_phrase_mask)
+            return self._with_examples(self.encode_types(type_phrase_ids, type_phrase_mask), given, configured)
         if label_set_key is None:
             # A content key: equal label sets hit the cache whichever tensor object carries them.
             label_set_key = (
@@ -487,7 +585,8 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
                 tuple(type_phrase_ids.shape),
                 hash(type_phrase_mask.cpu().numpy().tobytes()),
             )
-        key = (label_set_key, self._type_weights_key())
+        examples_key = (content_key(given), self.config.label_example_weight)
+        key = (label_set_key, examples_key, self._type_weights_key())
         cached = self._cached_type_matrix(key)
         if cached is not None:
             return cached
@@ -500,7 +599,16 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
                 for ids, mask in zip(type_phrase_ids.split(_TYPE_CHUNK_SIZE), type_phrase_mask.split(_TYPE_CHUNK_SIZE))
             ]
         )
-        return self._store_type_matrix(key, matrix, generation)
+        return self._store_type_matrix(key, self._with_examples(matrix, given, configured), generation)
+
+    def _with_examples(self, types: torch.Tensor, given: ExampleVectors | None, configured: bool) -> torch.Tensor:
+        """`types` with the label examples mixed in: the given ones, over the stored ones for the configured set."""
+        examples = given
+        if configured and self.label_example_vectors is not None:
+            labels = tuple(self.config.label_example_labels)
+            stored = ExampleVectors(rows_of(labels, self.config.label2id, types.device), self.label_example_vectors)
+            examples = merge_examples(stored, given)
+        return mix_examples(types, examples, self.config.label_example_weight)
 
     def _bank_with_fresh_rows(
         self,
@@ -553,6 +661,8 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         type_bank: torch.Tensor | None = None,
         type_bank_rows: torch.Tensor | None = None,
         type_bank_row_scale: torch.Tensor | None = None,
+        type_example_rows: torch.Tensor | None = None,
+        type_example_vectors: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         **kwargs,
@@ -580,6 +690,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             `type_phrase_ids` / `type_phrase_mask` (`k` phrases) encoded now, with gradients; `type_bank_row_scale`
             `(k,)` multiplies the gradient each of those rows passes back (not its value), so that a sample of rows
             can stand for all of them in expectation.
+        type_example_rows, type_example_vectors (`torch.Tensor` of shapes `(k,)` and `(k, hidden)`, *optional*):
+            Label examples for this call (`type_space="encoder"`), from `label_example_inputs`: rows of the label set
+            scored and the mean unit vector of each one's examples, mixed into those rows' type vectors.
         """
         encoder_outputs, mention_positions, mention_embeddings = self.encode_mentions(
             input_ids,
@@ -592,7 +705,11 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         )
         sequence_output = encoder_outputs.last_hidden_state
         if type_bank is None:
-            type_vectors = self.type_embeddings(type_phrase_ids, type_phrase_mask)
+            type_vectors = self.type_embeddings(
+                type_phrase_ids, type_phrase_mask, type_example_rows, type_example_vectors
+            )
+        elif type_example_rows is not None:
+            raise ValueError("A `type_bank` holds finished type vectors: label examples cannot be mixed into it.")
         else:
             type_vectors = self._bank_with_fresh_rows(
                 type_bank, type_bank_rows, type_phrase_ids, type_phrase_mask, type_bank_row_scale

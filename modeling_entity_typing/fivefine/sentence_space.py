@@ -45,6 +45,11 @@ class CosineTypeScorer(nn.Module):
         unit = F.normalize(vectors, dim=-1)
         return torch.cat([unit, unit.new_ones(unit.size(0), 1)], dim=-1)
 
+    @staticmethod
+    def direction(vectors: torch.Tensor) -> torch.Tensor:
+        """`(n, hidden + 1)` vectors of either side -> `(n, hidden)`: the unit vector, without the extra coordinate."""
+        return F.normalize(vectors[..., :-1], dim=-1)
+
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `(batch, len, hidden)` over the positions where `mask` `(batch, len)` is set."""
