@@ -11,10 +11,18 @@ as `bench_fet_fewshot.py`: argmax type plus its ancestors; strict accuracy, loos
 * `zero_shot_fivefine`: no labelled example. The package's own zero-shot path: a FiveFine model never fine-tuned on
   these labels (built from that encoder in `--type_space`, or a FiveFine checkpoint such as the UFET model), typing
   through `pipeline(..., candidate_labels=...)`.
+* `label_examples`: no training. The package's label examples: the same zero-shot FiveFine model in the encoder type
+  space given each split's 5-shot training file as examples (`set_label_set(phrases, tokenizer, examples=...)`),
+  scored as `embed_mentions @ type_embeddings().T` (what the pipeline computes) at each phrase weight
+  `label_example_weight` in 0, 0.1, ..., 1: test scores at fixed weights, and at the weight each split's dev file
+  chooses (best dev micro-F1, ties to the larger weight). A training mention is an example of every label it has
+  (`every_label`, as a labelled file gives them) and, for comparison, of its finest label only (`finest_label`).
 
     python benchmarks/bench_fet_baselines.py --method prototype --output benchmarks/results/onto_prototype.json
     python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine --type_space encoder \\
         --output benchmarks/results/onto_zero_shot_fivefine_encoder.json
+    python benchmarks/bench_fet_baselines.py --method label_examples \\
+        --output benchmarks/results/onto_label_examples_plain.json
 """
 
 import argparse
@@ -38,8 +46,10 @@ from modeling_entity_typing.fivefine.label_phrases import label_phrases_for
 from modeling_entity_typing.training import default_encoder
 
 
-METHODS = ("prototype", "logreg", "mask_prototype", "zero_shot_mlm", "zero_shot_fivefine")
+METHODS = ("prototype", "logreg", "mask_prototype", "zero_shot_mlm", "zero_shot_fivefine", "label_examples")
 METRICS = {"strict_accuracy": "Acc", "micro_f1": "Mi-F1", "macro_f1": "Ma-F1"}
+WEIGHT_GRID = tuple(step / 10 for step in range(11))  # `label_example_weight` chosen on dev among these
+FIXED_WEIGHTS = (1.0, 0.8, 0.6, 0.5, 0.0)  # reported on test
 
 
 def onto_paths(data_dir: Path) -> dict:
@@ -150,6 +160,70 @@ def score(predicted: list[list[str]], records) -> dict:
     return typing_scores(predicted, [record["labels"] for record in records], hierarchical=True)
 
 
+def aggregate(runs: list[dict]) -> dict:
+    """Mean and standard deviation over runs of each metric, in percent."""
+    return {
+        label: {
+            "mean": round(100 * statistics.mean(run[key] for run in runs), 2),
+            "std": round(100 * statistics.stdev(run[key] for run in runs), 2) if len(runs) > 1 else 0.0,
+        }
+        for key, label in METRICS.items()
+    }
+
+
+EXAMPLE_RULES = {"every_label": lambda labels: labels, "finest_label": lambda labels: [finest_label(labels)]}
+
+
+def label_examples_of(records, rule: str) -> dict[str, list[tuple[str, int, int]]]:
+    """`{label: [(text, start, end), ...]}` of training records, each record an example of the labels `rule` keeps."""
+    examples: dict[str, list[tuple[str, int, int]]] = {}
+    for record in records:
+        for label in EXAMPLE_RULES[rule](record["labels"]):
+            examples.setdefault(label, []).append((record["text"], record["start"], record["end"]))
+    return examples
+
+
+@torch.no_grad()
+def predicted_at_each_weight(model, mention_vectors: torch.Tensor) -> dict[float, list[list[str]]]:
+    """Per phrase weight of `WEIGHT_GRID`: the best label plus its ancestors for each mention, from the model's own
+    type vectors (label set and examples as configured) at that weight."""
+    labels, predictions = model.config.label_list(), {}
+    for weight in WEIGHT_GRID:
+        model.config.label_example_weight = weight
+        best = (mention_vectors @ model.type_embeddings().T).argmax(-1).tolist()
+        predictions[weight] = [with_ancestors(labels[index]) for index in best]
+    return predictions
+
+
+def label_example_runs(model, tokenizer, phrases, test, paths, splits, rule: str) -> dict:
+    """Test scores per split at each fixed weight and at the weight chosen on the split's dev file."""
+    test_vectors = mask_vectors(model, tokenizer, test)
+    fixed: dict[float, list[dict]] = {weight: [] for weight in FIXED_WEIGHTS}
+    chosen, dev_micro_f1 = [], {weight: [] for weight in WEIGHT_GRID}
+    for split in tqdm(splits, desc=f"label examples ({rule})", leave=False):
+        train = list(load_mentions(str(paths["train"](split)), "ali"))
+        dev = list(load_mentions(str(paths["dev"](split)), "ali"))
+        model.set_label_set(phrases, tokenizer, examples=label_examples_of(train, rule))
+        dev_scores = {
+            w: score(p, dev) for w, p in predicted_at_each_weight(model, mask_vectors(model, tokenizer, dev)).items()
+        }
+        test_scores = {w: score(p, test) for w, p in predicted_at_each_weight(model, test_vectors).items()}
+        for weight in WEIGHT_GRID:
+            dev_micro_f1[weight].append(dev_scores[weight]["micro_f1"])
+        for weight in FIXED_WEIGHTS:
+            fixed[weight].append({"split": split, **test_scores[weight]})
+        best = max(WEIGHT_GRID, key=lambda weight: (dev_scores[weight]["micro_f1"], weight))
+        chosen.append(
+            {"split": split, "weight": best, "dev_micro_f1": dev_scores[best]["micro_f1"], **test_scores[best]}
+        )
+    return {
+        "fixed_weight": {str(w): {"aggregate": aggregate(runs), "runs": runs} for w, runs in fixed.items()},
+        "dev_chosen_weight": {"aggregate": aggregate(chosen), "runs": chosen},
+        # which single weight dev data favours over all splits (what a default for users without dev data rests on)
+        "mean_dev_micro_f1_by_weight": {str(w): round(100 * statistics.mean(v), 2) for w, v in dev_micro_f1.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=METHODS, required=True)
@@ -159,14 +233,18 @@ def main() -> None:
     parser.add_argument(
         "--type_space",
         choices=["mlm", "encoder"],
-        default="mlm",
-        help="FiveFine methods from a plain encoder: the paper's MLM type space or the encoder's own (ignored for a "
-        "FiveFine checkpoint, which keeps its own).",
+        default=None,
+        help="FiveFine methods from a plain encoder: the paper's MLM type space (default) or the encoder's own, the "
+        "default and the only one of `label_examples` (ignored for a FiveFine checkpoint, which keeps its own).",
     )
     parser.add_argument("--eval_on", choices=["test", "dev"], default="test", help="dev: each split's dev file.")
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
+    if args.type_space is None:
+        args.type_space = "encoder" if args.method == "label_examples" else "mlm"
+    if args.method == "label_examples" and args.eval_on != "test":
+        parser.error("--method label_examples chooses the weight on each split's dev file and reports test.")
     torch.manual_seed(args.seed)
 
     paths = onto_paths(Path(args.data_dir))
@@ -208,6 +286,32 @@ def main() -> None:
         )
         return [[item["label"] for item in output["labels"]] for output in outputs]
 
+    common = {"method": args.method, "encoder": str(encoder_path)}
+    if args.method == "label_examples":
+        rules = {
+            rule: label_example_runs(model, tokenizer, phrases, test, paths, args.splits, rule)
+            for rule in EXAMPLE_RULES
+        }
+        for rule, result in rules.items():
+            fixed = result["fixed_weight"]
+            print(f"{rule}: " + " | ".join(f"a={w} {fixed[str(w)]['aggregate']['Mi-F1']}" for w in FIXED_WEIGHTS))
+            print(
+                f"{rule}: dev-chosen a {[run['weight'] for run in result['dev_chosen_weight']['runs']]}: "
+                f"{result['dev_chosen_weight']['aggregate']['Mi-F1']}"
+            )
+        extra = {"type_space": model.config.type_space, "weight_grid": list(WEIGHT_GRID), "splits": args.splits}
+        report(
+            {
+                **common,
+                **extra,
+                "example_rules": rules,
+                "seconds": round(time.perf_counter() - started, 1),
+                "machine": machine(),
+            },
+            args.output,
+        )
+        return
+
     runs, cached = [], {}
     for split in args.splits:
         evaluated = test if args.eval_on == "test" else list(load_mentions(str(paths["dev"](split)), "ali"))
@@ -230,23 +334,16 @@ def main() -> None:
             finest = predict_prototype(train_vectors, train_labels, evaluated_vectors)
         runs.append({"split": split, **score([with_ancestors(label) for label in finest], evaluated)})
 
-    aggregate = {
-        label: {
-            "mean": round(100 * statistics.mean(run[key] for run in runs), 2),
-            "std": round(100 * statistics.stdev(run[key] for run in runs), 2) if len(runs) > 1 else 0.0,
-        }
-        for key, label in METRICS.items()
-    }
+    totals = aggregate(runs)
     for run in runs:
         print(f"split {run['split']}: " + ", ".join(f"{name} {100 * run[key]:.2f}" for key, name in METRICS.items()))
-    print(" | ".join(f"{name} {value['mean']:.2f} ± {value['std']:.2f}" for name, value in aggregate.items()))
+    print(" | ".join(f"{name} {value['mean']:.2f} ± {value['std']:.2f}" for name, value in totals.items()))
     report(
         {
-            "method": args.method,
-            "encoder": str(encoder_path),
+            **common,
             "type_space": model.config.type_space if args.method not in ("prototype", "logreg") else None,
             "eval_on": args.eval_on,
-            "aggregate": aggregate,
+            "aggregate": totals,
             "runs": runs,
             "seconds": round(time.perf_counter() - started, 1),
             "machine": machine(),
