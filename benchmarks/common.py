@@ -80,10 +80,14 @@ def report(results: dict, output: Path | None) -> None:
         output.write_text(text)
 
 
-def machine() -> dict[str, str | int]:
+def machine() -> dict[str, object]:
+    """Versions, threads and the CPU (model and the flags that pick int8/bf16 kernels): every timing row names it."""
+    from modeling_entity_typing.export.cpu_inference import cpu_description
+
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_description(),
     }

@@ -1,8 +1,13 @@
-"""ONNX export options of the fast CPU path: the int8 export loads and types; batches are padded to their longest."""
+"""ONNX export options of the fast CPU path: the int8 export loads and types, and agrees with fp32 on CPUs with and
+without VNNI; batches are padded to their longest."""
 
 import copy
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +15,7 @@ import pytest
 import torch
 from tiny import TINY_LABELS, encode_batch
 
+from modeling_entity_typing.export import onnx_export
 from modeling_entity_typing.export.onnx_export import OnnxEntityTyper, export_onnx, pad_mentions
 
 
@@ -116,6 +122,63 @@ def test_int8_export_loads_and_types(int8_export, spread_model, tiny_tokenizer):
 
     result = typer("mark twain wrote in paris .", span="paris", top_k=2)
     assert result["mention"] == "paris" and [item["label"] in TINY_LABELS for item in result["labels"]] == [True] * 2
+
+
+# Scores an exported graph on stored inputs; run by qemu-x86_64 under an emulated CPU (numpy and onnxruntime only).
+SCORE_GRAPH = """
+import sys, numpy as np, onnxruntime
+feed = dict(np.load(sys.argv[1]))
+session = onnxruntime.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
+np.save(sys.argv[3], session.run(["logits"], feed)[0])
+"""
+
+
+def require_qemu() -> str:
+    """qemu-x86_64 (Debian's qemu-user): a skip in a user's clone without it, a failure under CI (`.ci/run` installs
+    it)."""
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None and os.environ.get("CI"):
+        pytest.fail("the int8 test on an emulated CPU needs qemu-x86_64 (apt-get install qemu-user): CI provides it")
+    if qemu is None:
+        pytest.skip("needs qemu-x86_64 (apt-get install qemu-user) to run onnxruntime on a CPU without VNNI")
+    return qemu
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpu", ["EPYC-Rome", "Haswell"])  # AMD and Intel CPUs with AVX2, without AVX-512 and VNNI
+def test_int8_export_agrees_with_fp32_on_a_cpu_without_vnni(int8_export, spread_model, tiny_tokenizer, cpu, tmp_path):
+    """onnxruntime picks its int8 kernels from the CPUID it sees, so under qemu's emulated CPU the arithmetic is that
+    CPU's (without VNNI, uint8 x int8 pair sums saturate in 16 bits unless the weights leave room)."""
+    qemu = require_qemu()
+    with torch.no_grad():
+        expected = spread_model(**encode_batch(spread_model, tiny_tokenizer, MENTIONS)).logits.numpy()
+    feed = pad_mentions(spread_model.get_mention_encoder(tiny_tokenizer).encode_batch(MENTIONS), tiny_tokenizer, "np")
+    np.savez(tmp_path / "feed.npz", **{name: value.astype(np.int64) for name, value in feed.items()})
+    command = [qemu, "-cpu", cpu, sys.executable, "-c", SCORE_GRAPH, str(tmp_path / "feed.npz")]
+    subprocess.run([*command, str(int8_export / "model.onnx"), str(tmp_path / "got.npy")], check=True, timeout=300)
+    got = np.load(tmp_path / "got.npy")
+    assert np.abs(got - expected).max() < 0.1 * expected.std()
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.slow
+def test_int8_export_records_and_warns_about_its_agreement_on_this_cpu(
+    spread_model, tiny_tokenizer, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(onnx_export, "INT8_AGREEMENT_BOUND", 0.0)  # any difference at all counts as poor
+    with caplog.at_level("WARNING", logger=onnx_export.logger.name):
+        folder = export_onnx(spread_model, tiny_tokenizer, tmp_path / "int8", quantize="int8")
+    agreement = json.loads((folder / "onnx_export.json").read_text())["quantization"]["agreement"]
+    assert agreement["mentions"] == len(onnx_export._PROBE_MENTIONS)
+    assert agreement["cpu"]["model"] and isinstance(agreement["cpu"]["flags"], list)
+    assert 0 < agreement["max_abs_logit_difference"] < 0.1 and 0 <= agreement["same_top_type"] <= 1
+    assert "disagrees with the fp32 model on this CPU" in caplog.text and agreement["cpu"]["model"] in caplog.text
+    # the recorded difference is the one between the two graphs on the probe mentions
+    probes = spread_model.get_mention_encoder(tiny_tokenizer).encode_batch(onnx_export._PROBE_MENTIONS)
+    with torch.no_grad():
+        expected = spread_model(**pad_mentions(probes, tiny_tokenizer, "pt")).logits.numpy()
+    got = OnnxEntityTyper(folder).run(onnx_export._PROBE_MENTIONS)["logits"]
+    assert np.abs(got - expected).max() == pytest.approx(agreement["max_abs_logit_difference"], abs=2e-4)
 
 
 def _graph_nodes(export_dir: Path):

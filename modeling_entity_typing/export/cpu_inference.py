@@ -21,7 +21,9 @@ BENCHMARKS.md). onnxruntime's int8 is available as `export_onnx(..., quantize="i
 """
 
 import os
+import platform
 import shutil
+from pathlib import Path
 
 import torch
 from transformers.utils import logging
@@ -41,6 +43,28 @@ def cpu_supports_bf16() -> bool:
     """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX), without which bf16 is slower than fp32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+# The CPU features that decide which int8 and bf16 kernels run (Linux /proc/cpuinfo flag names).
+_KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, object]:
+    """This CPU's model name and the features its int8/bf16 kernels depend on, for benchmark rows and export records.
+
+    Read from `/proc/cpuinfo` on Linux; elsewhere only `platform.processor()` is known and `flags` is None.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return {"model": platform.processor() or platform.machine(), "flags": None}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    present = set(fields.get("flags", "").split())
+    return {
+        "model": fields.get("model name", platform.processor() or platform.machine()),
+        "flags": [flag for flag in _KERNEL_FLAGS if flag in present],
+    }
 
 
 def _require_cpp_compiler() -> None:

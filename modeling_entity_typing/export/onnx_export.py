@@ -38,6 +38,7 @@ from ..mention_inputs import (
     problems_of,
 )
 from ..output_paths import prepare_output_dir
+from .cpu_inference import cpu_description
 
 
 logger = logging.get_logger(__name__)
@@ -48,14 +49,33 @@ INPUT_NAMES = ("input_ids", "attention_mask", "mention_positions")
 # onnxruntime dynamic quantization settings per `quantize=` value. MatMul weights only, one scale per output channel:
 # on 512 OntoNotes test mentions of the trained MiniLM FiveFine model (a one-off comparison, not in the benchmark
 # script) this kept the fp32 top type more often than the defaults (which also quantize the embedding tables, one
-# scale per tensor). BENCHMARKS.md, "Fast CPU inference", measures these settings.
-QUANTIZATION = {"int8": {"weight_type": "QInt8", "per_channel": True, "op_types_to_quantize": ["MatMul"]}}
+# scale per tensor). Weights in 7 bits (`reduce_range`): onnxruntime multiplies uint8 activations by int8 weights, and
+# CPUs without VNNI (AVX2, AVX-512 before VNNI) add pairs of those products in 16 bits, which saturate unless
+# |weight| <= 64; on such a CPU full-range weights moved the test model's logits 10x more than on a VNNI CPU, 7-bit
+# weights agree on both (`benchmarks/bench_int8_cpus.py`, BENCHMARKS.md, "int8 across CPUs").
+QUANTIZATION = {
+    "int8": {"weight_type": "QInt8", "per_channel": True, "reduce_range": True, "op_types_to_quantize": ["MatMul"]}
+}
 # Two mentions of different lengths, so the traced example has padding and neither axis has size 0 or 1 (torch.export
 # would specialise such sizes to constants).
 _EXAMPLE_MENTIONS = [
     ("Ada Lovelace wrote the first published program.", 0, 12),
     ("The river flows through Paris.", 24, 29),
 ]
+
+# Mentions of several kinds and lengths on which an int8 export is compared with its fp32 graph (`int8_agreement`).
+_PROBE_MENTIONS = [
+    *_EXAMPLE_MENTIONS,
+    ("Mark Twain wrote in Hartford, Connecticut, for most of the 1870s.", 0, 10),
+    ("Shares of Apple rose 3 % after the company reported record iPhone sales.", 10, 15),
+    ("The Boston Celtics beat the Lakers 102-99 on Sunday night.", 4, 18),
+    ("She was treated with ibuprofen and released from St. Mary's Hospital.", 21, 30),
+    ("The Treaty of Versailles was signed in 1919.", 0, 24),
+    ("Parliament passed the bill on Tuesday.", 30, 37),
+]
+# An int8 graph whose logits move by more than this share of the fp32 logits' standard deviation on the probe
+# mentions answers differently from its model (BENCHMARKS.md, "int8 across CPUs"): the export warns.
+INT8_AGREEMENT_BOUND = 0.1
 
 
 def _require(module: str) -> None:
@@ -173,7 +193,12 @@ def export_onnx(
         "quantization": None,
     }
     if quantize is not None:
-        metadata["quantization"] = quantize_onnx(output_dir / ONNX_FILE, quantize)
+        probes = pad_mentions(encoder.encode_batch(_PROBE_MENTIONS), tokenizer, return_tensors="np")
+        metadata["quantization"] = quantize_onnx(
+            output_dir / ONNX_FILE,
+            quantize,
+            check_feed={name: value.astype(np.int64) for name, value in probes.items()},
+        )
     (output_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
@@ -181,8 +206,38 @@ def export_onnx(
     return output_dir
 
 
-def quantize_onnx(onnx_path: Path, mode: str) -> dict[str, Any]:
+def int8_agreement(fp32_graph: Path, int8_graph: Path, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How far the int8 graph's logits are from the fp32 graph's on `feed`, measured on this CPU.
+
+    The int8 kernels onnxruntime runs depend on the CPU (VNNI or not), so the record names it.
+    """
+    import onnxruntime
+
+    fp32, int8 = (
+        onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(["logits"], feed)[0]
+        for graph in (fp32_graph, int8_graph)
+    )
+    difference = float(np.abs(int8 - fp32).max())
+    return {
+        "mentions": len(fp32),
+        "max_abs_logit_difference": round(difference, 4),
+        "max_difference_over_std": round(difference / float(fp32.std()), 4),
+        "same_top_type": round(float((int8.argmax(1) == fp32.argmax(1)).mean()), 4),
+        "cpu": cpu_description(),
+    }
+
+
+def quantize_onnx(
+    onnx_path: Path,
+    mode: str,
+    settings: dict[str, Any] | None = None,
+    check_feed: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """Replace the fp32 graph at `onnx_path` (and its `.data` file) by its dynamic quantization; returns the settings.
+
+    `settings` (keys of `QUANTIZATION["int8"]`) replaces the mode's own, for benchmarks that compare settings. With
+    `check_feed` (exported inputs), both graphs run on it first and the record gets their `agreement` on this CPU; a
+    warning says when the int8 logits move by more than `INT8_AGREEMENT_BOUND` of the fp32 logits' spread.
 
     onnxruntime's pre-processing runs first, as its quantizer recommends; its symbolic shape inference does not
     complete on the dynamo export's graph, so that step is skipped (ONNX shape inference and graph optimisation
@@ -192,7 +247,7 @@ def quantize_onnx(onnx_path: Path, mode: str) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    settings = QUANTIZATION[mode]
+    settings = dict(QUANTIZATION[mode] if settings is None else settings)
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True, save_as_external_data=True)
@@ -202,17 +257,29 @@ def quantize_onnx(onnx_path: Path, mode: str) -> dict[str, Any]:
             quantized,
             weight_type=QuantType[settings["weight_type"]],
             per_channel=settings["per_channel"],
+            reduce_range=settings["reduce_range"],
             op_types_to_quantize=settings["op_types_to_quantize"],
         )
+        agreement = None if check_feed is None else int8_agreement(onnx_path, quantized, check_feed)
         external = onnx_path.with_name(onnx_path.name + ".data")
         external.unlink(missing_ok=True)
         shutil.move(quantized, onnx_path)
     logger.info(f"Quantized to {mode} with onnxruntime {onnxruntime.__version__}: {settings}")
+    if agreement is not None and agreement["max_difference_over_std"] > INT8_AGREEMENT_BOUND:
+        logger.warning(
+            f"The {mode} graph at {onnx_path} disagrees with the fp32 model on this CPU "
+            f"({agreement['cpu']['model']}, flags {agreement['cpu']['flags']}): on {agreement['mentions']} probe "
+            f"mentions its logits move by up to {agreement['max_abs_logit_difference']} "
+            f"({agreement['max_difference_over_std']:.1%} of their spread; bound {INT8_AGREEMENT_BOUND:.0%}) and the "
+            f"top type stays for {agreement['same_top_type']:.0%} of them. Use the fp32 export (quantize=None) here, "
+            "or measure the int8 graph on your own data first."
+        )
     return {
         "mode": mode,
         "method": "onnxruntime.quantization.quantize_dynamic",
         "onnxruntime_version": onnxruntime.__version__,
         **settings,
+        "agreement": agreement,
     }
 
 
