@@ -14,9 +14,10 @@ as `bench_fet_fewshot.py`: argmax type plus its ancestors; strict accuracy, loos
 * `label_examples`: no training. The package's label examples: the same zero-shot FiveFine model in the encoder type
   space given each split's 5-shot training file as examples (`set_label_set(phrases, tokenizer, examples=...)`),
   scored as `embed_mentions @ type_embeddings().T` (what the pipeline computes) at each phrase weight
-  `label_example_weight` in 0, 0.1, ..., 1: test scores at fixed weights, and at the weight each split's dev file
-  chooses (best dev micro-F1, ties to the larger weight). A training mention is an example of every label it has
-  (`every_label`, as a labelled file gives them) and, for comparison, of its finest label only (`finest_label`).
+  `label_example_weight` in 0, 0.1, ..., 1 (phrase and examples' prototype both at unit length): test scores at fixed
+  weights, and at the weight each split's dev file chooses (best dev micro-F1, ties to the larger weight). A training
+  mention is an example of its finest label only (`finest_label`, as the prototype baseline) and, for comparison, of
+  every label it has (`every_label`, as a labelled file gives them).
 
     python benchmarks/bench_fet_baselines.py --method prototype --output benchmarks/results/onto_prototype.json
     python benchmarks/bench_fet_baselines.py --method zero_shot_fivefine --type_space encoder \\
@@ -171,7 +172,7 @@ def aggregate(runs: list[dict]) -> dict:
     }
 
 
-EXAMPLE_RULES = {"every_label": lambda labels: labels, "finest_label": lambda labels: [finest_label(labels)]}
+EXAMPLE_RULES = {"finest_label": lambda labels: [finest_label(labels)], "every_label": lambda labels: labels}
 
 
 def label_examples_of(records, rule: str) -> dict[str, list[tuple[str, int, int]]]:
@@ -195,9 +196,8 @@ def predicted_at_each_weight(model, mention_vectors: torch.Tensor) -> dict[float
     return predictions
 
 
-def label_example_runs(model, tokenizer, phrases, test, paths, splits, rule: str) -> dict:
+def label_example_runs(model, tokenizer, phrases, test, test_vectors, paths, splits, rule: str) -> dict:
     """Test scores per split at each fixed weight and at the weight chosen on the split's dev file."""
-    test_vectors = mask_vectors(model, tokenizer, test)
     fixed: dict[float, list[dict]] = {weight: [] for weight in FIXED_WEIGHTS}
     chosen, dev_micro_f1 = [], {weight: [] for weight in WEIGHT_GRID}
     for split in tqdm(splits, desc=f"label examples ({rule})", leave=False):
@@ -288,8 +288,9 @@ def main() -> None:
 
     common = {"method": args.method, "encoder": str(encoder_path)}
     if args.method == "label_examples":
+        test_vectors = mask_vectors(model, tokenizer, test)
         rules = {
-            rule: label_example_runs(model, tokenizer, phrases, test, paths, args.splits, rule)
+            rule: label_example_runs(model, tokenizer, phrases, test, test_vectors, paths, args.splits, rule)
             for rule in EXAMPLE_RULES
         }
         for rule, result in rules.items():

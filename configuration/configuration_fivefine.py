@@ -89,8 +89,9 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
         label_example_weight (`float`, *optional*, defaults to 0.7):
             Under `type_space="encoder"`, the weight `a` of a label's phrase against its examples (given with
             `model.set_label_set(..., examples=...)` or the pipeline's `label_examples`): the label's type vector is
-            `normalize(a * phrase + (1 - a) * mean of its examples' unit mention vectors)`. 1 ignores examples
-            (zero-shot), 0 keeps the examples' mean alone (a prototype); in [0, 1].
+            `normalize(a * phrase + (1 - a) * prototype)`, the phrase vector and the mean of its examples' unit mention
+            vectors both at unit length. 1 ignores examples (zero-shot), 0 keeps the examples' prototype alone; in
+            [0, 1].
         label_example_labels (`list[str]`, *optional*):
             The labels whose mean example vectors the model stores (buffer `label_example_vectors`, in this order),
             written by `set_label_set(..., examples=...)`; not meant to be edited by hand.

@@ -49,8 +49,9 @@ def scores(typer, **options) -> dict[str, float]:
 
 
 def by_hand(model, tokenizer, examples: dict, weight: float) -> torch.Tensor:
-    """The type matrix from the formula: `[normalize(a * phrase + (1 - a) * mean unit example), 1]` per label with
-    examples, `[phrase, 1]` for the others; the phrase mean-pooled by a direct encoder call, at unit length."""
+    """The type matrix from the formula: `[normalize(a * phrase + (1 - a) * prototype), 1]` per label with examples,
+    `[phrase, 1]` for the others; the phrase mean-pooled by a direct encoder call, the prototype the mean of the unit
+    example vectors, both at unit length."""
     rows = []
     for label in TINY_LABELS:
         phrase = model.config.label_phrases[TINY_LABELS.index(label)]
@@ -60,7 +61,8 @@ def by_hand(model, tokenizer, examples: dict, weight: float) -> torch.Tensor:
         if label in examples:
             mentions = [model_mention(item) for item in examples[label]]
             units = F.normalize(mention_embeddings(model, tokenizer, mentions)[:, :-1], dim=-1)  # scale, bias off
-            vector = F.normalize(weight * vector + (1 - weight) * units.mean(0), dim=0)
+            prototype = F.normalize(units.mean(0), dim=0)
+            vector = F.normalize(weight * vector + (1 - weight) * prototype, dim=0)
         rows.append(torch.cat([vector, torch.ones(1)]))
     return torch.stack(rows)
 

@@ -2,14 +2,16 @@
 
 A label with examples gets the type vector `normalize(a * p + (1 - a) * e)`, where `p` is its phrase vector at unit
 length (what `CosineTypeScorer.type_side` compares), `e` the mean of its examples' unit mention vectors (the mention
-side's direction, before scale and bias) and `a` is `config.label_example_weight`, the weight of the phrase: `a = 1`
-is zero-shot typing from the phrase, `a = 0` a prototype of the examples. Labels without examples keep their phrase
-vector. Both vectors are read by the model itself, so no weight changes: examples help with no training.
+side's direction, before scale and bias), also at unit length, and `a` is `config.label_example_weight`, the weight of
+the phrase: `a = 1` is zero-shot typing from the phrase, `a = 0` the examples' prototype. Both sides at unit length,
+`a` weighs two directions, however spread a label's examples are. Labels without examples keep their phrase vector.
+Both vectors are read by the model itself, so no weight changes: examples help with no training.
 """
 
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
 from ..label_examples import LabelExamples
@@ -70,7 +72,8 @@ def mix_examples(type_vectors: torch.Tensor, examples: ExampleVectors | None, ph
     if examples is None or examples.rows.numel() == 0 or phrase_weight == 1.0:
         return type_vectors
     phrases = CosineTypeScorer.direction(type_vectors[examples.rows])
-    mixed = phrase_weight * phrases + (1.0 - phrase_weight) * examples.vectors.to(phrases.dtype)
+    prototypes = F.normalize(examples.vectors.to(phrases.dtype), dim=-1)
+    mixed = phrase_weight * phrases + (1.0 - phrase_weight) * prototypes
     return type_vectors.index_copy(0, examples.rows, CosineTypeScorer.type_side(mixed))
 
 
