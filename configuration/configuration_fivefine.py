@@ -86,12 +86,13 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             `[cls, sep]` ids, recorded from the tokenizer by `get_mention_encoder` when `type_space="encoder"`, so
             that `forward` finds the mention's pieces and encodes phrases as the tokenizer would; not meant to be
             edited by hand.
-        label_example_weight (`float`, *optional*, defaults to 0.7):
+        label_example_weight (`float`, *optional*, defaults to 0.5):
             Under `type_space="encoder"`, the weight `a` of a label's phrase against its examples (given with
             `model.set_label_set(..., examples=...)` or the pipeline's `label_examples`): the label's type vector is
             `normalize(a * phrase + (1 - a) * prototype)`, the phrase vector and the mean of its examples' unit mention
             vectors both at unit length. 1 ignores examples (zero-shot), 0 keeps the examples' prototype alone; in
-            [0, 1].
+            [0, 1]. The default had the best mean dev micro-F1 on FiveFine's five OntoNotes 5-shot dev files from
+            MiniLM (measured in BENCHMARKS.md); with dev data of your own, choose it there.
         label_example_labels (`list[str]`, *optional*):
             The labels whose mean example vectors the model stores (buffer `label_example_vectors`, in this order),
             written by `set_label_set(..., examples=...)`; not meant to be edited by hand.
@@ -128,7 +129,7 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
     mention_open_ids: list[int] | None = None
     pieces_before_slot: int | None = None
     phrase_boundary_ids: list[int] | None = None
-    label_example_weight: float | int = 0.7
+    label_example_weight: float | int = 0.5
     label_example_labels: list[str] | None = None
 
     float_fields = (
