@@ -267,12 +267,13 @@ def quantize_onnx(
     logger.info(f"Quantized to {mode} with onnxruntime {onnxruntime.__version__}: {settings}")
     if agreement is not None and agreement["max_difference_over_std"] > INT8_AGREEMENT_BOUND:
         logger.warning(
-            f"The {mode} graph at {onnx_path} disagrees with the fp32 model on this CPU "
-            f"({agreement['cpu']['model']}, flags {agreement['cpu']['flags']}): on {agreement['mentions']} probe "
-            f"mentions its logits move by up to {agreement['max_abs_logit_difference']} "
+            f"The {mode} graph at {onnx_path} answers differently from the fp32 model: on {agreement['mentions']} "
+            f"probe mentions, on this CPU ({agreement['cpu']['model']}, flags {agreement['cpu']['flags']}), its "
+            f"logits move by up to {agreement['max_abs_logit_difference']} "
             f"({agreement['max_difference_over_std']:.1%} of their spread; bound {INT8_AGREEMENT_BOUND:.0%}) and the "
-            f"top type stays for {agreement['same_top_type']:.0%} of them. Use the fp32 export (quantize=None) here, "
-            "or measure the int8 graph on your own data first."
+            f"top type stays for {agreement['same_top_type']:.0%} of them. Dynamic int8 costs some models accuracy "
+            "(BENCHMARKS.md: about 1 mention in 10 changes its top type on MiniLM typers), and CPUs without VNNI can "
+            "add to it: use the fp32 export (quantize=None), or measure the int8 graph on your own data first."
         )
     return {
         "mode": mode,
