@@ -131,9 +131,11 @@ class EntityTypingModel(Protocol):
         labels: Sequence[str] | Mapping[str, str],
         *,
         save_directory: str | PathLike | None = None,
+        overwrite: bool = False,
         **config_overrides: Any,
     ) -> "EncoderAndTokenizer":
-        """A new model of the family on a plain BERT checkpoint, with the tokenizer its inputs need."""
+        """A new model of the family on a plain BERT checkpoint, with the tokenizer its inputs need; with
+        `save_directory` also saved there (a folder holding anything is refused unless `overwrite`)."""
         ...
 
 

@@ -15,6 +15,7 @@ from transformers.utils import logging
 
 from .contract import EncoderAndTokenizer, MentionEncoder
 from .label_examples import label_examples_unsupported
+from .output_paths import refuse_to_replace, staged_output_dir
 
 
 class EntityTypingPreTrainedModel(PreTrainedModel):
@@ -147,6 +148,7 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         labels: Sequence[str] | Mapping[str, str],
         *,
         save_directory: str | PathLike | None = None,
+        overwrite: bool = False,
         **config_overrides,
     ) -> EncoderAndTokenizer:
         """A new model of the family on a plain BERT checkpoint, with the tokenizer its inputs need."""
@@ -206,6 +208,25 @@ def _pickle_weights_in(path: str | PathLike | None, subfolder: str) -> str | Non
         if os.path.isfile(os.path.join(path, subfolder, name)):
             return name
     return None
+
+
+# How `from_encoder` is allowed to replace what `save_directory` holds.
+_OVERWRITE_SAVE_DIRECTORY = "`overwrite=True` to `from_encoder`"
+
+
+def check_save_directory(save_directory: str | PathLike | None, overwrite: bool) -> None:
+    """Refuse a `from_encoder` `save_directory` that holds anything, before any weight loads (unless `overwrite`)."""
+    if save_directory is not None:
+        refuse_to_replace([save_directory], overwrite, _OVERWRITE_SAVE_DIRECTORY)
+
+
+def save_new_model(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, save_directory: str | PathLike, overwrite: bool
+) -> None:
+    """Write a model built by `from_encoder` and its tokenizer, through a staging folder renamed into place."""
+    with staged_output_dir(save_directory, overwrite, _OVERWRITE_SAVE_DIRECTORY) as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
 
 
 def encoder_config_fields(name_or_path: str | PathLike, family: str) -> tuple[dict, PreTrainedTokenizerBase]:

@@ -159,3 +159,28 @@ def test_an_output_folder_may_exist_empty_but_not_be_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="is a file"):
         prepare_output_dir(tmp_path / "file", overwrite=True)
+
+
+@pytest.mark.parametrize("family", ["fivefine", "crossc"])
+def test_from_encoder_refuses_a_save_directory_holding_anything(family, tmp_path, tiny_tokenizer):
+    """`from_encoder(..., save_directory=)` replaced another model's files without a word; now it refuses before it
+    loads any weight, and `overwrite=True` replaces the folder whole."""
+    from tiny import get_tiny_fivefine_config
+    from transformers import BertConfig, BertModel
+
+    from modeling_entity_typing import BertForPhraseTypeTyping, MBertForContrastiveTyping
+
+    encoder = tmp_path / "encoder"
+    fields = get_tiny_fivefine_config().to_dict()
+    BertModel(BertConfig(**{k: v for k, v in fields.items() if k in BertConfig().to_dict()})).save_pretrained(encoder)
+    tiny_tokenizer.save_pretrained(encoder)
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "config.json").write_text('{"another": "model"}')
+    cls = {"fivefine": BertForPhraseTypeTyping, "crossc": MBertForContrastiveTyping}[family]
+    with pytest.raises(FileExistsError, match=r"other-model exists and is not empty.*`overwrite=True` to `from_enc"):
+        cls.from_encoder(encoder, ["person", "city"], save_directory=other, max_seq_length=32)
+    assert (other / "config.json").read_text() == '{"another": "model"}'  # untouched
+    cls.from_encoder(encoder, ["person", "city"], save_directory=other, overwrite=True, max_seq_length=32)
+    assert json.loads((other / "config.json").read_text())["model_type"] == family
+    assert (other / "model.safetensors").is_file()

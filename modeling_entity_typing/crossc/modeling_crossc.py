@@ -25,7 +25,13 @@ from ..label_examples import label_examples_unsupported
 from ..layers import dot_product_scores, first_token_positions, gather_positions
 from ..losses import multilabel_bce
 from ..modeling_outputs import EntityTypingOutput
-from ..modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
+from ..modeling_utils import (
+    EntityTypingPreTrainedModel,
+    check_save_directory,
+    encoder_config_fields,
+    load_encoder_weights,
+    save_new_model,
+)
 from .marker_template import MarkerTemplateEncoder
 
 
@@ -202,6 +208,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         labels: Sequence[str] | Mapping[str, str],
         *,
         save_directory: str | PathLike | None = None,
+        overwrite: bool = False,
         **config_overrides,
     ) -> EncoderAndTokenizer:
         """A Cross-C model on any BERT checkpoint (Hub name or path), with its tokenizer extended by `[ENT]`.
@@ -211,6 +218,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         N(0, `initializer_range`). `config_overrides` set any `CrossCConfig` field.
         """
         labels = _label_list(labels)
+        check_save_directory(save_directory, overwrite)
         fields, tokenizer = encoder_config_fields(name_or_path, cls.__name__)
         fields.update(config_overrides, id2label=dict(enumerate(labels)), label2id=None)  # the config derives it
         fields.update(mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
@@ -222,8 +230,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
         model.add_marker(tokenizer)
         tokenizer.model_max_length = config.max_seq_length
         if save_directory is not None:
-            model.save_pretrained(save_directory)
-            tokenizer.save_pretrained(save_directory)
+            save_new_model(model, tokenizer, save_directory, overwrite)
         return EncoderAndTokenizer(model, tokenizer)
 
     @torch.no_grad()

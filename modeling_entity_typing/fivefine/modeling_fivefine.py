@@ -29,7 +29,13 @@ from ..label_sets import LabelSet, pad_phrase_token_ids
 from ..layers import dot_product_scores, first_token_positions, gather_positions
 from ..losses import multilabel_bce, token_cross_entropy
 from ..modeling_outputs import EntityTypingOutput
-from ..modeling_utils import EntityTypingPreTrainedModel, encoder_config_fields, load_encoder_weights
+from ..modeling_utils import (
+    EntityTypingPreTrainedModel,
+    check_save_directory,
+    encoder_config_fields,
+    load_encoder_weights,
+    save_new_model,
+)
 from .example_mixing import (
     ExampleVectors,
     content_key,
@@ -795,6 +801,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         label_phrases: Sequence[str] | Mapping[str, str] | None = None,
         *,
         save_directory: str | PathLike | None = None,
+        overwrite: bool = False,
         **config_overrides,
     ) -> EncoderAndTokenizer:
         """A FiveFine model on any BERT checkpoint (Hub name or path), with its tokenizer.
@@ -802,8 +809,9 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         The encoder, and the MLM head when the checkpoint has one, load by key; a checkpoint without an MLM head
         (e.g. a sentence-embedding BERT) gets a fresh one, which is logged. The NWP head starts as a copy of the MLM
         head (reference). `config_overrides` set any `FiveFineConfig` field. With `save_directory`, model and
-        tokenizer are saved there.
+        tokenizer are saved there (a folder holding anything is refused, before any weight loads, unless `overwrite`).
         """
+        check_save_directory(save_directory, overwrite)
         fields, tokenizer = encoder_config_fields(name_or_path, cls.__name__)
         fields.update(config_overrides, mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
         config = FiveFineConfig.from_dict(fields)
@@ -815,8 +823,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
         model.get_mention_encoder(tokenizer)  # fails early if the template does not fit this tokenizer
         model.set_label_set(labels, tokenizer, label_phrases)
         if save_directory is not None:
-            model.save_pretrained(save_directory)
-            tokenizer.save_pretrained(save_directory)
+            save_new_model(model, tokenizer, save_directory, overwrite)
         return EncoderAndTokenizer(model, tokenizer)
 
 
