@@ -93,6 +93,10 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             vectors both at unit length. 1 ignores examples (zero-shot), 0 keeps the examples' prototype alone; in
             [0, 1]. The default had the best mean dev micro-F1 on FiveFine's five OntoNotes 5-shot dev files from
             MiniLM (measured in BENCHMARKS.md); with dev data of your own, choose it there.
+        calibration_slope, calibration_offset (`float`, *optional*, default to 1.0 and 0.0):
+            Platt scaling of the type scores: the model's logits are `slope * score + offset`, so probabilities mean
+            what they say (fitted on dev data by `pretrain_ufet.py --calibrate`). The slope is > 0, so rankings never
+            change; training starts from the identity (1, 0).
         label_example_labels (`list[str]`, *optional*):
             The labels whose mean example vectors the model stores (buffer `label_example_vectors`, in this order),
             written by `set_label_set(..., examples=...)`; not meant to be edited by hand.
@@ -131,6 +135,8 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
     phrase_boundary_ids: list[int] | None = None
     label_example_weight: float | int = 0.5
     label_example_labels: list[str] | None = None
+    calibration_slope: float | int = 1.0
+    calibration_offset: float | int = 0.0
 
     float_fields = (
         "type_attention_dropout",
@@ -141,6 +147,8 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
         "extra_label_weight",
         "threshold",
         "label_example_weight",
+        "calibration_slope",
+        "calibration_offset",
     )
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -172,6 +180,13 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             raise ValueError(
                 "`label_example_weight` is the weight of a label's phrase against its examples and must be in [0, 1] "
                 f"(1: the phrase alone, 0: the examples alone), got {self.label_example_weight!r}."
+            )
+
+    def validate_calibration(self):
+        if not self.calibration_slope > 0:
+            raise ValueError(
+                "`calibration_slope` must be > 0 (a positive slope keeps every ranking), got "
+                f"{self.calibration_slope!r}."
             )
 
     def validate_loss_weights(self):

@@ -34,6 +34,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, MBertForContrastiveTyping
+from modeling_entity_typing.calibration import reset_calibration
 from modeling_entity_typing.configuration import DECISION_RULES
 from modeling_entity_typing.crossc import UNTYPED_LABEL
 from modeling_entity_typing.data.mention_data import (
@@ -430,6 +431,7 @@ def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelera
         model = AutoModel.from_pretrained(name, **overrides)
         tokenizer = AutoTokenizer.from_pretrained(name)
         model.set_label_set(label_phrases, tokenizer)
+        reset_calibration(model.config)
     elif args.model_family == "crossc" or model_type == "crossc":
         # A Cross-C checkpoint keeps the rows of types it learned; a plain encoder gains [ENT] markers. New type rows
         # come from a generator seeded by the run's seed, so they are the same on both paths (a pretrained encoder and

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated
 
 import datasets
+import torch
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
@@ -32,9 +33,16 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, corrupt_for_mlm
+from modeling_entity_typing.calibration import (
+    PlattScaling,
+    calibration_report,
+    fit_platt,
+    reset_calibration,
+    top_k_pairs,
+)
 from modeling_entity_typing.data.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide
-from modeling_entity_typing.evaluation.scoring import tune_threshold, typing_scores
+from modeling_entity_typing.evaluation.scoring import gold_matrix, tune_threshold, typing_scores
 from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
@@ -50,6 +58,7 @@ from modeling_entity_typing.training import (
     featurize_split,
     freeze_unused_heads,
     global_batch_size,
+    predict_logits,
     predict_probabilities,
     sample_type_columns,
     save_final,
@@ -130,6 +139,12 @@ class UFETArguments:
     max_validation_samples: Annotated[int | None, Range(ge=1, note="unset: all")] = field(
         default=None, metadata={"help": "Score only the first N dev lines."}
     )
+    calibrate: bool = field(
+        default=True,
+        metadata={"help": "After selection, fit Platt scaling on dev (each mention's 10 best types) so probabilities "
+                  "mean what they say; stored in the config with the threshold mapped through it (same labels, "
+                  "same rankings); ECE and reliability before and after, on dev and test, go into all_results.json."},
+    )  # fmt: skip
     tune_threshold: bool = field(
         default=True,
         metadata={"help": "Score each dev evaluation at its best threshold (0.05 steps); the selected model keeps its "
@@ -199,6 +214,7 @@ def build_model(args: UFETArguments, types: list[str]):
         model = AutoModel.from_pretrained(name, **overrides)
         tokenizer = AutoTokenizer.from_pretrained(name)
         model.set_label_set(types, tokenizer)
+        reset_calibration(model.config)
     else:
         model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, types, type_space=args.type_space, **overrides)
     terms = {"mlm": args.mlm_loss_weight, "nwp": args.nwp_loss_weight}
@@ -382,9 +398,17 @@ def main(argv: list[str] | None = None) -> dict:
     if args.tune_threshold and state.best_metrics:  # the selected model's dev threshold goes into its config
         config.threshold = state.best_metrics["threshold"]
         logger.info(f"Decision threshold chosen on dev: {config.threshold}")
-    results = {"dev": evaluate_on(dev_dataloader, dev_gold)}
+    golds = {"dev": dev_gold}
+    logits = {"dev": predict_logits(model, dev_dataloader, accelerator)}
     if test_dataloader is not None:
-        results["test"] = evaluate_on(test_dataloader, test["labels"])
+        golds["test"] = test["labels"]
+        logits["test"] = predict_logits(model, test_dataloader, accelerator)
+    calibration = calibrate(config, logits, golds, labels_by_id) if args.calibrate else None
+    results = {}
+    for split, split_logits in logits.items():
+        predicted = [[item["label"] for item in decide(row, labels_by_id, "threshold", config.threshold)]
+                     for row in PlattScaling.of(config).apply(split_logits).sigmoid()]  # fmt: skip
+        results[split] = {**typing_scores(predicted, golds[split]), "threshold": config.threshold}
     summary = summarize(
         results,
         state,
@@ -395,6 +419,7 @@ def main(argv: list[str] | None = None) -> dict:
         skipped_train_labels=sum(skipped.labels_dropped.values()),
         num_types=len(types),
         type_bank_refresh_seconds=None if type_bank is None else sum(type_bank.refresh_seconds),
+        calibration=calibration,
     )
     save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
     if accelerator.is_main_process:
@@ -404,9 +429,35 @@ def main(argv: list[str] | None = None) -> dict:
         for split, scores in results.items():
             precision, recall, f1 = (100 * scores[key] for key in ("macro_precision", "macro_recall", "macro_f1"))
             print(f"  {split:<5} {precision:6.2f} {recall:6.2f} {f1:6.2f}  ({scores['num_mentions']} mentions)")
+        if calibration is not None:
+            eces = ", ".join(f"{split} {scores['before']['ece']:.3f} -> {scores['after']['ece']:.3f}"
+                             for split, scores in calibration["splits"].items())  # fmt: skip
+            print(f"Calibration (ECE of each mention's {calibration['top_k']} best types): {eces}")
         print(f"Saved to {train_args.output_dir}")
     accelerator.end_training()  # stops any trackers; every process leaves the process group together
     return summary
+
+
+def calibrate(config, logits: dict[str, torch.Tensor], golds: dict[str, list], labels: list[str]) -> dict:
+    """Fit Platt scaling on the dev logits (each mention's best types), store it in `config` with the threshold
+    mapped through it, and report ECE and reliability before and after on every split."""
+    gold = {split: gold_matrix(references, labels) for split, references in golds.items()}
+    scaling = fit_platt(*top_k_pairs(logits["dev"], gold["dev"]))
+    splits = {
+        split: {
+            "before": calibration_report(split_logits, gold[split], PlattScaling()),
+            "after": calibration_report(split_logits, gold[split], scaling),
+            "before_top1_ece": calibration_report(split_logits, gold[split], PlattScaling(), k=1)["ece"],
+            "after_top1_ece": calibration_report(split_logits, gold[split], scaling, k=1)["ece"],
+        }
+        for split, split_logits in logits.items()
+    }
+    config.threshold = scaling.probability(config.threshold)
+    scaling.write_to(config)
+    logger.info(f"Calibration fitted on dev: slope {scaling.slope:.4f}, offset {scaling.offset:.4f}; threshold now "
+                f"{config.threshold:.4f}")  # fmt: skip
+    top_k = splits["dev"]["after"]["top_k"]
+    return {"slope": scaling.slope, "offset": scaling.offset, "fitted_on": "dev", "top_k": top_k, "splits": splits}
 
 
 def _count_unknown(record: dict, label2id: dict, report: SchemaReport) -> dict:

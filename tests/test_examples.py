@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from tiny import FET_ROWS, make_tiny_model, write_mentions
 from transformers import AutoModel
 
+from modeling_entity_typing.calibration import PlattScaling
 from modeling_entity_typing.training import check_world_size, launch_command_num_processes
 
 
@@ -219,6 +220,18 @@ def test_pretrain_ufet_with_mlm_and_nwp(tiny_checkpoint, tmp_path):
     assert all(entry["train_loss"] > 0 for entry in summary["history"])
     model = AutoModel.from_pretrained(tmp_path / "out")
     assert model.config.num_labels == 8 and model.nwp_head is not None
+    # calibrated on dev and stored, with the threshold mapped through it: the best dev step's decisions stay as they
+    # were chosen (the selected step's dev scores, recorded before calibration, are the final dev scores)
+    calibration = summary["calibration"]
+    assert (model.config.calibration_slope, model.config.calibration_offset) == (
+        calibration["slope"],
+        calibration["offset"],
+    )
+    assert set(calibration["splits"]) == {"dev", "test"}
+    assert {"ece", "reliability", "pairs"} <= set(calibration["splits"]["dev"]["after"])
+    best = next(entry for entry in summary["history"] if entry["step"] == summary["best_step"])
+    assert summary["dev_macro_f1"] == pytest.approx(best["macro_f1"])
+    assert model.config.threshold == pytest.approx(PlattScaling.of(model.config).probability(best["threshold"]))
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     streamed = pretrain_ufet.main([*args[:-2], "--streaming", "--output_dir", str(tmp_path / "streamed"),

@@ -230,6 +230,7 @@ def test_fivefine_code_set_follows_its_imports(exports):
         "example_mixing.py",
         "prototypes.py",
         "output_paths.py",
+        "calibration.py",
     }
     assert {path.name for path in folder.glob("*.py")} == expected
     modeling = (folder / "modeling_fivefine.py").read_text()

@@ -71,6 +71,16 @@ def typing_scores(
     }
 
 
+def gold_matrix(references: Sequence[Sequence[str]], labels: Sequence[str]) -> torch.Tensor:
+    """`(mentions, labels)` booleans: True where the label (column order of `labels`) is one of the mention's gold
+    labels; gold labels outside `labels` have no column and are left out."""
+    index = {label: position for position, label in enumerate(labels)}
+    gold = torch.zeros((len(references), len(labels)), dtype=torch.bool)
+    for row, reference in enumerate(references):
+        gold[row, [index[label] for label in set(reference) if label in index]] = True
+    return gold
+
+
 THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(1, 20))  # 0.05, 0.10, ..., 0.95
 
 
@@ -85,10 +95,7 @@ def tune_threshold(
     threshold is then scored once by `typing_scores` through `decide`.
     """
     probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
-    index = {label: position for position, label in enumerate(labels)}
-    gold = torch.zeros(probabilities.shape, dtype=torch.bool)
-    for row, reference in enumerate(references):
-        gold[row, [index[label] for label in set(reference) if label in index]] = True
+    gold = gold_matrix(references, labels)
     gold_sizes = torch.tensor([len(set(reference)) for reference in references], dtype=torch.float32)
     best_rows = probabilities.argmax(dim=-1)
     has_gold = gold_sizes > 0
@@ -120,6 +127,7 @@ def load_typing_metric(**kwargs):
 __all__ = [
     "METRIC_PATH",
     "THRESHOLD_GRID",
+    "gold_matrix",
     "load_typing_metric",
     "loose_macro",
     "tune_threshold",

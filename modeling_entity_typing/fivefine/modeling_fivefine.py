@@ -21,6 +21,7 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead
 from transformers.utils import logging
 
+from ..calibration import PlattScaling
 from ..configuration import FiveFineConfig
 from ..configuration.configuration_fivefine import label_phrase_checksum
 from ..contract import EncoderAndTokenizer
@@ -720,7 +721,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             type_vectors = self._bank_with_fresh_rows(
                 type_bank, type_bank_rows, type_phrase_ids, type_phrase_mask, type_bank_row_scale
             )
-        logits = dot_product_scores(mention_embeddings, type_vectors)
+        logits = PlattScaling.of(self.config).apply(dot_product_scores(mention_embeddings, type_vectors))
 
         type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
         mlm_loss = None

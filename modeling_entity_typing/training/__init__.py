@@ -21,7 +21,7 @@ from .features import (
     step_seed,
 )
 from .optimization import build_optimizer, build_scheduler, freeze_unused_heads
-from .prediction import gather_predictions, predict_labels, predict_probabilities
+from .prediction import gather_predictions, predict_labels, predict_logits, predict_probabilities
 from .training_args import (
     TrainingArguments,
     check_model_name_or_path,
@@ -61,6 +61,7 @@ __all__ = [
     "global_batch_size",
     "launch_command_num_processes",
     "predict_labels",
+    "predict_logits",
     "predict_probabilities",
     "prepare_output_dir",
     "sample_type_columns",

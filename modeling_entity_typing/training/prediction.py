@@ -15,18 +15,22 @@ from .features import INDEX_KEY, INFERENCE_KEYS
 
 
 @torch.no_grad()
-def predict_probabilities(model: torch.nn.Module, dataloader: DataLoader, accelerator: Accelerator) -> torch.Tensor:
-    """Type probabilities `(rows, types)` for every row of a prepared dataloader, from all processes, in order."""
+def predict_logits(model: torch.nn.Module, dataloader: DataLoader, accelerator: Accelerator) -> torch.Tensor:
+    """Type logits `(rows, types)` for every row of a prepared dataloader, from all processes, in order."""
     was_training = model.training
     model.eval()
     rows: list[tuple[int, torch.Tensor]] = []
     for batch in dataloader:
         index = batch[INDEX_KEY]
         inputs = {key: batch[key] for key in INFERENCE_KEYS}
-        probabilities = model(**inputs).logits.float().sigmoid().cpu()
-        rows.extend(zip(index.tolist(), probabilities))
+        rows.extend(zip(index.tolist(), model(**inputs).logits.float().cpu()))
     model.train(was_training)
     return torch.stack(gather_predictions(rows, accelerator))
+
+
+def predict_probabilities(model: torch.nn.Module, dataloader: DataLoader, accelerator: Accelerator) -> torch.Tensor:
+    """Type probabilities `(rows, types)`: the sigmoid of `predict_logits`."""
+    return predict_logits(model, dataloader, accelerator).sigmoid()
 
 
 def predict_labels(
@@ -54,4 +58,4 @@ def gather_predictions(rows: list[tuple[int, Any]], accelerator: Accelerator) ->
     return [unique[index] for index in sorted(unique)]
 
 
-__all__ = ["gather_predictions", "predict_labels", "predict_probabilities"]
+__all__ = ["gather_predictions", "predict_labels", "predict_logits", "predict_probabilities"]
