@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo app test test-slow lint bench bench-train bench-quality bench-quality-mlm bench-crossc bench-crosslingual bench-crosslingual-grid bench-fast clean
+.PHONY: install demo model app test test-slow lint bench bench-train bench-quality bench-quality-mlm bench-crossc bench-crosslingual bench-crosslingual-grid bench-fast clean
 
 # torch is installed first and pinned: a bare `torch` requirement on a machine without it pulls GBs of CUDA wheels.
 $(STAMP): setup.cfg pyproject.toml
@@ -21,7 +21,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(OFFLINE) $(BIN)/python examples/finetune_fet.py --output_dir outputs/demo --overwrite_output_dir --single_path_train --show_examples
 
-# The browser demo (examples/app) on http://127.0.0.1:7860 with the model `make demo` saves; another saved model:
+# The general FiveFine model (BENCHMARKS.md, "The general model"): UFET crowd training in the encoder type space with
+# the type bank, threshold and calibration fitted on UFET dev, the zero-shot table across schemas, and a Hub-ready
+# folder with its generated card at outputs/fivefine-minilm-ufet; about 45 minutes on 2 CPU cores. Needs the UFET data
+# in ../shared/data. After a kill, run it again: training resumes from its newest checkpoint, finished steps are reused.
+GENERAL_MODEL := outputs/fivefine-minilm-ufet
+model: $(GENERAL_MODEL)/config.json
+
+$(GENERAL_MODEL)/config.json: $(STAMP)
+	$(OFFLINE) $(BIN)/python examples/build_general_model.py --output_dir $(GENERAL_MODEL)
+
+# The browser demo (examples/app) on http://127.0.0.1:7860 with the model `make model` builds if it exists, else the
+# one `make demo` saves; another saved model:
 # `ENTITY_TYPING_MODEL=path make app`. Stop it with Ctrl+C.
 app: $(STAMP)
 	$(OFFLINE) $(BIN)/python examples/app/app.py --host 127.0.0.1

@@ -80,6 +80,7 @@ class Schema:
     train_file: Path | None = None
     prototype_reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    ufet_derived: bool = False  # UFET crowd data or a cut of it: the general model trained on its training split
 
     @property
     def phrases(self) -> dict[str, str]:
@@ -238,6 +239,7 @@ def open_entity(data_dir: Path, limit: int | None) -> Schema:
         "prototypes: each training mention an example of each of its general types",
         IN_DOMAIN,
     ]
+    schema.ufet_derived = True
     return schema
 
 
@@ -249,6 +251,7 @@ def ufet(data_dir: Path, limit: int | None) -> Schema:
     schema.dev, schema.train = records_of(files["dev"], "ufet", limit), records_of(files["train"], "ufet", limit)
     schema.train_file = files["train"]
     schema.notes += ["prototypes: each training mention an example of each of its types", IN_DOMAIN]
+    schema.ufet_derived = True
     return schema
 
 
@@ -419,6 +422,7 @@ def zero_shot_rows(
             "systems": systems,
             "prototype_train_file": str(schema.train_file) if schema.train is not None else None,
             "notes": schema.notes,
+            "ufet_derived": schema.ufet_derived,
             "seconds": round(time.perf_counter() - started, 1),
         }
         if schema.train is None:

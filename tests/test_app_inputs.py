@@ -161,3 +161,14 @@ def test_a_lone_surrogate_shows_the_pipeline_message_naming_it(typer, text, ment
     outcome = app.type_mention(typer, text, mention, labels=labels)
     assert outcome.status == f"**Error:** {app.escape_markdown(str(raised.value))}"
     outcome.status.encode("utf-8")  # no raw surrogate goes back to the browser
+
+
+def test_the_general_model_is_served_when_make_model_built_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert app.default_model() == app.DEMO_MODEL
+    Path(tmp_path, app.GENERAL_MODEL).mkdir(parents=True)
+    assert app.default_model() == app.DEMO_MODEL  # an empty folder is not a model
+    Path(tmp_path, app.GENERAL_MODEL, "config.json").write_text("{}")
+    assert app.default_model() == app.GENERAL_MODEL
+    monkeypatch.setenv(app.MODEL_ENV, "elsewhere")
+    assert app.parse_args([]).model == "elsewhere"

@@ -5,8 +5,6 @@ import ast
 import importlib.util
 import inspect
 import json
-import os
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -19,6 +17,7 @@ import tiny
 import torch
 import yaml
 from huggingface_hub import ModelCard
+from isolated import run_without_package
 from tiny import make_tiny_model, make_tiny_tokenizer
 from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 from transformers.dynamic_module_utils import get_imports, get_relative_imports
@@ -286,15 +285,8 @@ def test_library_mode_uses_package_classes_and_needs_no_remote_code(exported):
 
 
 REMOTE_SCRIPT = """
-import importlib.abc, importlib.util, json, os, sys
+import json, os
 
-class RefusePackage(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "modeling_entity_typing":
-            raise ModuleNotFoundError(f"{name} is blocked in this test", name=name)
-        return None
-
-sys.meta_path.insert(0, RefusePackage())
 repo = os.path.realpath(sys.argv[3])
 sys.path[:] = [p for p in sys.path if p not in ("", ".") and not os.path.realpath(p) in (repo, repo + "/tests")]
 CANDIDATE_LABELS = json.loads(sys.argv[4])
@@ -334,17 +326,7 @@ def remote_outputs(exports, tmp_path_factory) -> dict[str, dict]:
     cwd.mkdir()
     job.write_text(json.dumps({"folders": {f: str(e.folder) for f, e in exports.items()}, "mentions": MENTIONS}))
     script = REMOTE_SCRIPT.replace("{typing_outputs}", textwrap.dedent(inspect.getsource(typing_outputs)))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(root / "modules"), HF_HOME=str(root / "hf_home"))
-    process = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(job), str(result), str(REPO_ROOT), json.dumps(CANDIDATE_LABELS)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert process.returncode == 0, process.stderr[-4000:]
+    run_without_package(script, [str(job), str(result), str(REPO_ROOT), json.dumps(CANDIDATE_LABELS)], cwd, root)
     outputs = json.loads(result.read_text())
     assert Path(outputs.pop("cwd")).resolve() == cwd.resolve()
     assert outputs.pop("package_modules") == []  # nothing of the package was imported, after loading everything

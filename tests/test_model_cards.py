@@ -3,6 +3,7 @@ and the Jinja template the Hub export renders (package data of `modeling_entity_
 
 import dataclasses
 import importlib.util
+import json
 import re
 import shlex
 from pathlib import Path
@@ -184,3 +185,18 @@ def test_template_is_package_data_and_template_path_replaces_it(tmp_path):
     assert "# org/x, a custom card" in card.text and card.data.library_name == "modeling_entity_typing"
     with pytest.raises(FileNotFoundError, match="missing.md not found; pass an existing file"):
         render_model_card(card_data, config, {}, "org/x", template_path=tmp_path / "missing.md")
+
+
+def test_a_zero_shot_table_file_is_checked_with_its_row(tmp_path):
+    from modeling_entity_typing.export.model_card import ZeroShotTable
+
+    path = tmp_path / "table.json"
+    with pytest.raises(ValueError, match="not a readable JSON file.*bench_zero_shot_schemas"):
+        ZeroShotTable.read(path)
+    path.write_text('{"rows": []}')
+    with pytest.raises(ValueError, match="no `rows`"):
+        ZeroShotTable.read(path)
+    row = {"schema": "figer", "name": "FIGER", "mentions": 1, "labels": 2, "headline": "micro_f1", "systems": {}}
+    path.write_text(json.dumps({"rows": [row]}))
+    with pytest.raises(ValueError, match=r"row 0 \(figer\) lacks \['systems.general'\]"):
+        ZeroShotTable.read(path)

@@ -1,6 +1,6 @@
 """Try an entity typer in a browser: a Gradio page around `pipeline("entity-typing")`.
 
-    python examples/app/app.py                      # the model `make demo` saves to outputs/demo
+    python examples/app/app.py                      # the general model of `make model`, else `make demo`'s
     python examples/app/app.py --model path/to/model --port 7861
     ENTITY_TYPING_MODEL=org/name python examples/app/app.py   # a folder or, with network, a Hub model
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 
-DEFAULT_MODEL = "outputs/demo"
+GENERAL_MODEL = "outputs/fivefine-minilm-ufet"  # `make model`: any label set, types and examples at call time
+DEMO_MODEL = "outputs/demo"  # `make demo`: 16 OntoNotes-style types, built in minutes
 MODEL_ENV = "ENTITY_TYPING_MODEL"
 # text, mention, candidate labels, threshold, top k
 EXAMPLES = [
@@ -131,10 +132,11 @@ def type_mention(
 
 def load_typer(model: str) -> Any:
     """The pipeline on a saved model folder (or a Hub name); `ModelLoadError` saying what to do if it cannot load."""
-    if not Path(model).is_dir() and (model == DEFAULT_MODEL or Path(model).is_absolute()):
+    if not Path(model).is_dir() and (model in (GENERAL_MODEL, DEMO_MODEL) or Path(model).is_absolute()):
         raise ModelLoadError(
-            f"No model folder at {model!r}. Build the demo model with `make demo` (about 3 minutes; it writes "
-            f"{DEFAULT_MODEL}), or pass a saved model with --model PATH or {MODEL_ENV}=PATH."
+            f"No model folder at {model!r}. Build the general model with `make model` (it writes {GENERAL_MODEL}) or "
+            f"the demo model with `make demo` (about 3 minutes; it writes {DEMO_MODEL}), or pass a saved model with "
+            f"--model PATH or {MODEL_ENV}=PATH."
         )
     from transformers import pipeline
 
@@ -195,12 +197,18 @@ def build_demo(typer: Any, model_name: str) -> Any:
     return demo
 
 
+def default_model() -> str:
+    """The general model when `make model` has built it, else the demo model (relative to the working directory)."""
+    return GENERAL_MODEL if Path(GENERAL_MODEL, "config.json").is_file() else DEMO_MODEL
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--model",
-        default=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
-        help=f"a saved model folder (or a Hub name); default: ${MODEL_ENV}, else {DEFAULT_MODEL} (`make demo`)",
+        default=os.environ.get(MODEL_ENV) or default_model(),
+        help=f"a saved model folder (or a Hub name); default: ${MODEL_ENV}, else {GENERAL_MODEL} (`make model`) "
+        f"when it exists, else {DEMO_MODEL} (`make demo`)",
     )
     parser.add_argument(
         "--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="default: local only"

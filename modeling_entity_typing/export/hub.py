@@ -27,6 +27,7 @@ from transformers.utils import logging
 from ..output_paths import staged_output_dir
 from .model_card import (
     TASK,
+    ZeroShotTable,
     build_card_data,
     eval_results_for,
     read_results,
@@ -68,11 +69,15 @@ def export_for_hub(
     language: str | list[str] | None = None,
     license: str = "apache-2.0",
     template_path: str | Path | None = None,
+    zero_shot: ZeroShotTable | None = None,
+    build_command: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a Hub-ready copy of the saved model in `model_dir` to `output_dir`; returns `output_dir`.
 
     `dataset_id` (a Hub dataset) also adds `.eval_results/<dataset>.yaml` with the test macro-F1 under `eval_task_id`.
+    `zero_shot` (the model's scores across label schemas beside the free baselines) adds `model-index` entries, a card
+    section and `zero_shot_schemas.json`; `build_command` is shown in the card as the way the model was built.
     Every argument is checked, and the config, tokenizer, results and card are read, before anything is written; the
     folder is written beside `output_dir` and renamed into place at the end, so a failure leaves `output_dir` as it
     was (absent, or the old export that `overwrite` would have replaced).
@@ -97,9 +102,17 @@ def export_for_hub(
         dataset_id=dataset_id,
         language=language,
         license=license,
+        zero_shot=zero_shot,
     )
     card = render_model_card(
-        card_data, config, results, repo_id, dataset_name=dataset_name, template_path=template_path
+        card_data,
+        config,
+        results,
+        repo_id,
+        dataset_name=dataset_name,
+        template_path=template_path,
+        zero_shot=zero_shot,
+        build_command=build_command,
     )
     code = _point_config_at_remote_code(config, model_class)
 
@@ -114,6 +127,9 @@ def export_for_hub(
         if results:
             shutil.copyfile(Path(model_dir, "all_results.json"), staging / "all_results.json")
         card.save(staging / "README.md")
+        if zero_shot is not None:
+            content = {"command": zero_shot.command, "rows": list(zero_shot.rows)}
+            Path(staging, "zero_shot_schemas.json").write_text(json.dumps(content, indent=2), encoding="utf-8")
         if dataset_id:
             write_eval_results(staging, results, dataset_id, eval_task_id)
         files = sorted(path.name for path in staging.iterdir())

@@ -7,7 +7,8 @@ an `.eval_results/<dataset>.yaml` entry; dev scores chose the checkpoint and app
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,81 @@ TRAINING_FACTS = (
 )
 
 
+# The systems of a zero-shot table, as the card names its columns: the model itself, then the free baselines.
+ZERO_SHOT_SYSTEMS = (
+    ("general", "this model"),
+    ("plain_encoder", "plain encoder, zero-shot"),
+    ("prototype", "frozen prototype"),
+)
+ZERO_SHOT_ROW_KEYS = ("schema", "name", "mentions", "labels", "headline", "systems")
+
+
+@dataclass(frozen=True)
+class ZeroShotTable:
+    """The model's zero-shot scores across label schemas next to the free baselines (the JSON that
+    `benchmarks/bench_zero_shot_schemas.py` writes): the model's own scores become `model-index` entries, the whole
+    table a section of the card."""
+
+    rows: Sequence[Mapping[str, Any]]
+    command: str | None = None
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ZeroShotTable":
+        """Read and check the benchmark's JSON; a missing key is named with its row."""
+        path = Path(path)
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a readable JSON file ({error}); write it with "
+                             "benchmarks/bench_zero_shot_schemas.py --output.") from error  # fmt: skip
+        rows = content.get("rows") if isinstance(content, dict) else None
+        if not rows:
+            raise ValueError(f"{path}: no `rows`; write it with benchmarks/bench_zero_shot_schemas.py --output.")
+        for index, row in enumerate(rows):
+            missing = [key for key in ZERO_SHOT_ROW_KEYS if key not in row]
+            if missing or "general" not in row["systems"]:
+                raise ValueError(
+                    f"{path}: row {index} ({row.get('schema', '?')}) lacks {missing or ['systems.general']}."
+                )
+        return cls(rows, content.get("command"))
+
+    def eval_results(self) -> list[EvalResult]:
+        """One `model-index` entry per schema: the model's headline score (dev-free: no schema trained it)."""
+        return [
+            EvalResult(
+                task_type=TASK,
+                task_name="Zero-shot entity typing",
+                dataset_type=row["schema"],
+                dataset_name=row["name"],
+                dataset_split="test",
+                metric_type="f1",
+                metric_name=f"{_HEADLINES[row['headline']]}, zero-shot",
+                metric_value=float(row["systems"]["general"][row["headline"]]),
+            )
+            for row in self.rows
+        ]
+
+    def card_rows(self) -> list[dict[str, Any]]:
+        """Rows of the card's table: schema, sizes, the headline metric and each system's score in % (or "n/a")."""
+        return [
+            {
+                "name": row["name"],
+                "seen_in_training": bool(row.get("ufet_derived")),
+                "mentions": row["mentions"],
+                "labels": row["labels"],
+                "metric": _HEADLINES[row["headline"]],
+                "scores": [
+                    "n/a" if row["systems"].get(key) is None else f"{100 * row['systems'][key][row['headline']]:.2f}"
+                    for key, _ in ZERO_SHOT_SYSTEMS
+                ],
+            }
+            for row in self.rows
+        ]
+
+
+_HEADLINES = {"micro_f1": "Micro F1 (loose)", "macro_f1": "Macro F1 (loose)"}
+
+
 def read_results(model_dir: str | Path) -> dict[str, Any]:
     """The run's `all_results.json`, or `{}` (with a warning) when the folder has none."""
     path = Path(model_dir, "all_results.json")
@@ -74,8 +150,10 @@ def build_card_data(
     dataset_id: str | None = None,
     language: str | list[str] | None = None,
     license: str = "apache-2.0",
+    zero_shot: ZeroShotTable | None = None,
 ) -> ModelCardData:
-    """Metadata of the exported card: tags, base model, datasets and the run's test scores as `model-index`."""
+    """Metadata of the exported card: tags, base model, datasets, the run's test scores and (given) its zero-shot
+    scores across schemas as `model-index`."""
     has_test = any(f"test_{key}" in results for key, _, _ in CARD_METRICS)
     if has_test and not dataset_name:
         raise ValueError(
@@ -85,8 +163,10 @@ def build_card_data(
     eval_results = None
     if has_test:
         eval_results = eval_results_for(results, dataset_name, dataset_type or dataset_id or _slug(dataset_name))
-    else:
+    elif zero_shot is None:
         logger.warning("No test scores in all_results.json: the card gets no model-index.")
+    if zero_shot is not None:
+        eval_results = [*(eval_results or []), *zero_shot.eval_results()]
     return ModelCardData(
         license=license,
         library_name=LIBRARY_NAME,
@@ -108,8 +188,11 @@ def render_model_card(
     *,
     dataset_name: str | None = None,
     template_path: str | Path | None = None,
+    zero_shot: ZeroShotTable | None = None,
+    build_command: str | None = None,
 ) -> ModelCard:
-    """Render the Jinja template (the package's own unless `template_path` is given) into a `ModelCard`."""
+    """Render the Jinja template (the package's own unless `template_path` is given) into a `ModelCard`; with the
+    zero-shot table, the run's calibration and the command that built the model where given."""
     template = card_template_text(template_path)
     labels = config.label_list()  # every family's config honours the contract (`contract.EntityTypingConfig`)
     model_class = MODEL_MAPPING[type(config)]
@@ -131,6 +214,11 @@ def render_model_card(
         metric_columns=[(key, name) for key, _, name in CARD_METRICS if any(key in row["metrics"] for row in rows)],
         training={key: results[key] for key in TRAINING_FACTS if results.get(key) is not None},
         package_version=package_version(),
+        zero_shot_rows=zero_shot.card_rows() if zero_shot else None,
+        zero_shot_systems=[name for _, name in ZERO_SHOT_SYSTEMS],
+        zero_shot_command=zero_shot.command if zero_shot else None,
+        calibration=results.get("calibration"),
+        build_command=build_command,
     )
 
 
@@ -209,6 +297,7 @@ def _slug(text: str) -> str:
 
 __all__ = [
     "CARD_TEMPLATE",
+    "ZeroShotTable",
     "build_card_data",
     "card_template_text",
     "eval_results_for",

@@ -97,6 +97,11 @@ def _checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=_step_of)
 
 
+def has_checkpoints(output_dir: str | Path) -> bool:
+    """Whether a run in `output_dir` saved any checkpoint (complete or not: resuming from 'latest' sorts them out)."""
+    return bool(_checkpoints(checkpoints_folder(output_dir)))
+
+
 def _complete_checkpoints(folder: Path, accelerator: Accelerator, scheduler: bool | None) -> list[Path]:
     """The complete `checkpoint_<step>` folders under `folder`, oldest first."""
     return [path for path in _checkpoints(folder) if checkpoint_problem(path, accelerator, scheduler) is None]
