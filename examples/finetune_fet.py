@@ -55,6 +55,7 @@ from modeling_entity_typing.training import (
     build_optimizer,
     build_scheduler,
     check_model_name_or_path,
+    choose_interpolation,
     configure_logging,
     create_accelerator,
     default_encoder,
@@ -63,6 +64,7 @@ from modeling_entity_typing.training import (
     global_batch_size,
     predict_labels,
     save_final,
+    snapshot,
     summarize,
     train_with_selection,
 )
@@ -151,6 +153,18 @@ class FineTuneArguments:
                   "(mean-pooled outputs, for sentence encoders such as the default MiniLM) or 'mlm' (the paper's MLM "
                   "head; its recipe: --learning_rate 2e-4 --head_learning_rate 2e-4)."},
     )  # fmt: skip
+    label_examples_start: bool = field(
+        default=False,
+        metadata={"help": "FiveFine, encoder type space: give the model the training mentions as label examples "
+                  "before training (each an example of its training targets, mixed in at the model's "
+                  "label_example_weight), so it starts from the training-free typer with examples, which dev "
+                  "selection can keep; the examples are saved with the model."},
+    )  # fmt: skip
+    interpolate_with_start: bool = field(
+        default=False,
+        metadata={"help": "After training, mix the start and the selected weights, start + a (trained - start) for a "
+                  "in 0, 0.25, 0.5, 0.75, 1, and keep the a with the best dev score (0: the start)."},
+    )  # fmt: skip
     fit_mlm_head: str = field(
         default="auto",
         metadata={
@@ -225,7 +239,11 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(train_args.seed)
 
     splits, labels = load_data(args)
-    model, tokenizer = build_model(args, label_phrases_of(labels, args), accelerator, train_args.seed)
+    label_phrases = label_phrases_of(labels, args)
+    model, tokenizer = build_model(args, label_phrases, accelerator, train_args.seed)
+    if args.label_examples_start:
+        start_with_label_examples(model, tokenizer, label_phrases, splits.train)
+    start = snapshot(model) if args.interpolate_with_start else None
     # Building from a plain encoder and from a checkpoint draw different amounts of randomness; seeding again makes
     # dropout and batch order depend on the seed alone, so two encoders compared under one seed see the same stream.
     set_seed(train_args.seed)
@@ -253,6 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     log_run(splits, labels, accelerator, train_args)
     dev_gold = splits.dev["labels"]
+    selection_keys = (args.metric_for_best_model, "strict_accuracy")
     state = train_with_selection(
         accelerator,
         model,
@@ -261,11 +280,19 @@ def main(argv: list[str] | None = None) -> dict:
         lambda _: evaluate(dev_dataloader, dev_gold),
         train_args,
         lr_scheduler=lr_scheduler,
-        selection_keys=(args.metric_for_best_model, "strict_accuracy"),
+        selection_keys=selection_keys,
         script_args=args,  # recorded with each checkpoint, checked on resume
     )
 
-    # ---- final evaluation of the best dev weights (loaded by train_with_selection), then save
+    interpolation = None
+    if start is not None:
+        weight, scored = choose_interpolation(
+            accelerator.unwrap_model(model), start, lambda: evaluate(dev_dataloader, dev_gold), selection_keys
+        )
+        interpolation = {"weight": weight, "dev": scored}
+        logger.info(f"Interpolation with the start chosen on dev: start + {weight} x (trained - start)")
+
+    # ---- final evaluation of the selected dev weights, then save
     results = {"dev": evaluate(dev_dataloader, dev_gold)}
     if test_dataloader is not None:
         results["test"] = evaluate(test_dataloader, splits.test["labels"])
@@ -279,6 +306,8 @@ def main(argv: list[str] | None = None) -> dict:
         sample_seed=args.sample_seed if args.k_shot else None,
         train_examples=len(splits.train),
         num_types=len(labels),
+        label_examples_start=args.label_examples_start,
+        interpolation=interpolation,
     )
     accelerator.unwrap_model(model).config.decision = args.decision
     save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
@@ -409,6 +438,21 @@ def label_phrases_of(labels: list[str], args: FineTuneArguments) -> dict[str, st
 
 
 # ------------------------------------------------------------------------------------------------------- model
+def start_with_label_examples(model, tokenizer, label_phrases: dict[str, str], train: datasets.Dataset) -> None:
+    """The training mentions as the model's label examples (each an example of its training targets)."""
+    if not model.supports_label_examples:
+        raise ValueError(
+            f"--label_examples_start: {type(model).__name__} in this configuration takes no label examples (FiveFine "
+            "in the encoder type space does); leave the flag out."
+        )
+    examples: dict[str, list[tuple[str, int, int]]] = {}
+    for record in train:
+        for label in record["labels"]:
+            examples.setdefault(label, []).append((record["text"], record["start"], record["end"]))
+    model.set_label_set(label_phrases, tokenizer, examples=examples)
+    logger.info(f"Label examples: {len(train)} training mentions for {len(examples)} of {len(label_phrases)} labels")
+
+
 def encoder_with_mlm_head(name: str, args: FineTuneArguments, accelerator) -> str:
     """FiveFine reads types at a mask through the MLM head: a plain encoder without one gets a fitted head first
     (built once on the main process, cached, reused by every later run with the same encoder and sentences)."""

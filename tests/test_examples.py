@@ -472,3 +472,43 @@ def test_restricting_dev_or_test_to_no_mention_says_so(tiny_checkpoint, fet_file
     assert f"No {split} mention has a label of --labels_file {labels} (2 labels: /person, /person/author)" in message
     assert f"of {option} {other} use 1 label(s), none of them in that file (most frequent: /art/film)" in message
     assert "leave out --restrict_eval_labels" in message
+
+
+def test_finetune_from_label_examples_with_interpolation_chosen_on_dev(tiny_tokenizer, fet_files, tmp_path):
+    """Issue #25 item 4: the start holds the training mentions as label examples, and the saved model is the
+    start-to-trained mix with the best dev score (its weights exactly that mix)."""
+    checkpoint = tmp_path / "encoder-space"
+    make_tiny_model(tiny_tokenizer, type_space="encoder").save_pretrained(checkpoint)
+    tiny_tokenizer.save_pretrained(checkpoint)
+    summary = finetune_fet.main(
+        fet_args(str(checkpoint), fet_files, tmp_path / "out", "--label_examples_start", "--interpolate_with_start")
+    )
+    interpolation = summary["interpolation"]
+    assert [entry["weight"] for entry in interpolation["dev"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    chosen = next(entry for entry in interpolation["dev"] if entry["weight"] == interpolation["weight"])
+    assert summary["dev_macro_f1"] == pytest.approx(chosen["macro_f1"])
+    best = max(entry["macro_f1"] for entry in interpolation["dev"])
+    assert chosen["macro_f1"] == best and all(  # ties go to the weight closer to the start
+        entry["weight"] >= interpolation["weight"] for entry in interpolation["dev"] if entry["macro_f1"] == best
+    )
+    model = AutoModel.from_pretrained(tmp_path / "out")
+    assert sorted(model.config.label_example_labels) == sorted(model.config.label_list())
+    assert summary["label_examples_start"] is True
+
+    mlm = tmp_path / "mlm-space"
+    make_tiny_model(tiny_tokenizer).save_pretrained(mlm)
+    tiny_tokenizer.save_pretrained(mlm)
+    with pytest.raises(ValueError, match="--label_examples_start: .* takes no label examples"):
+        finetune_fet.main(fet_args(str(mlm), fet_files, tmp_path / "mlm-out", "--label_examples_start"))
+
+
+def test_interpolation_mixes_floating_weights_and_keeps_the_rest():
+    from modeling_entity_typing.training.weight_interpolation import interpolated
+
+    start = {"w": torch.zeros(3), "ids": torch.tensor([1, 2])}
+    trained = {"w": torch.ones(3) * 4, "ids": torch.tensor([5, 6])}
+    mixed = interpolated(start, trained, 0.25)
+    assert mixed["w"].tolist() == [1.0, 1.0, 1.0] and mixed["ids"].tolist() == [5, 6]
+    assert interpolated(start, trained, 0.0)["w"].tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="differ in their tensors"):
+        interpolated(start, {"w": trained["w"]}, 0.5)

@@ -8,7 +8,8 @@
 - `training_loop`: `train_with_selection` (dev selection, early stopping, checkpoints), `summarize`, `save_final`;
 - `checkpoints`: `TrainingState`, atomic saves, checking, resolving (`latest`) and rotating checkpoints;
 - `prediction`: probabilities or decided labels for every row, gathered from all processes in order;
-- `type_sampling`: a batch's target types plus sampled negatives, for families that encode phrases with the encoder.
+- `type_sampling`: a batch's target types plus sampled negatives, for families that encode phrases with the encoder;
+- `weight_interpolation`: the start and the fine-tuned model mixed in weight space, the mix chosen on dev.
 """
 
 from .checkpoints import CheckpointError, TrainingState, checkpoint_problem
@@ -36,6 +37,7 @@ from .training_args import (
 from .training_loop import save_final, summarize, train_with_selection
 from .type_bank import TypeBank
 from .type_sampling import sample_type_columns, target_columns
+from .weight_interpolation import INTERPOLATION_GRID, choose_interpolation, snapshot
 
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "TrainingArguments",
     "TrainingState",
     "TypeBank",
+    "INTERPOLATION_GRID",
     "build_optimizer",
     "build_scheduler",
     "check_model_name_or_path",
@@ -64,7 +67,9 @@ __all__ = [
     "predict_logits",
     "predict_probabilities",
     "prepare_output_dir",
+    "choose_interpolation",
     "sample_type_columns",
+    "snapshot",
     "save_final",
     "step_seed",
     "summarize",
