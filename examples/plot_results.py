@@ -1,6 +1,6 @@
-"""Figures of results: F1 against the number of shots (the Cross-C paper's Figure 3) and a t-SNE of mention vectors
-coloured by type (its Figure 4). Each PNG gets a JSON file next to it (same name) with the plotted numbers; existing
-ones are replaced only with `--overwrite_output`.
+"""Figures of results: F1 against the number of shots (the Cross-C paper's Figure 3), a t-SNE of mention vectors
+coloured by type (its Figure 4), and the reliability curves of a calibrated model. Each PNG gets a JSON file next to
+it (same name) with the plotted numbers; existing ones are replaced only with `--overwrite_output`.
 
     # one curve per system from finetune_fet.py's all_results.json files (any shots and sampling seeds); the mean
     # over seeds with a +-1 std band; published numbers (in %, `NAME=SHOTS:SCORE,...`) as dashed reference lines
@@ -12,6 +12,10 @@ ones are replaced only with `--overwrite_output`.
     # mention vectors of a saved model (any family of this package), coloured by coarse type
     python examples/plot_results.py tsne --model_dir outputs/demo --data_file examples/data/demo/test.jsonl \\
         --label_level coarse --output figures/tsne.png
+
+    # share correct against score, before and after calibration, from a pretrain_ufet.py run's all_results.json
+    python examples/plot_results.py reliability --results outputs/fivefine-minilm-ufet/all_results.json \\
+        --output figures/reliability.png
 """
 
 import argparse
@@ -264,6 +268,39 @@ def tsne_command(args: argparse.Namespace) -> dict:
     return save(figure, summary, args.output)
 
 
+# ------------------------------------------------------------------------------------------------------ reliability
+def plot_reliability(calibration: dict, title: str | None) -> Figure:
+    """Share correct against mean score per bin, one panel per split, before and after calibration."""
+    splits = calibration["splits"]
+    figure = Figure(figsize=(4.2 * len(splits), 4.2), dpi=120)
+    for axes, (split, scores) in zip(np.atleast_1d(figure.subplots(1, len(splits))), splits.items()):
+        axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+        for when in ("before", "after"):
+            points = [point for point in scores[when]["reliability"] if point["count"]]
+            axes.plot([point["mean_probability"] for point in points], [point["accuracy"] for point in points],
+                      marker="o", label=f"{when} (ECE {scores[when]['ece']:.3f})")  # fmt: skip
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1)
+        axes.set_xlabel(f"score (each mention's {calibration['top_k']} best types)")
+        axes.set_ylabel("share correct")
+        axes.set_title(split)
+        axes.grid(alpha=0.3)
+        axes.legend(loc="upper left")
+    figure.suptitle(title or "Reliability before and after calibration")
+    figure.tight_layout()
+    return figure
+
+
+def reliability_command(args: argparse.Namespace) -> dict:
+    path = Path(args.results)
+    if not path.is_file():
+        raise FileNotFoundError(f"--results: no {path}; pass the all_results.json of a pretrain_ufet.py run.")
+    calibration = json.loads(path.read_text()).get("calibration")
+    if not calibration:
+        raise ValueError(f"{path} holds no calibration: the run was made with --calibrate false or before it existed.")
+    return save(plot_reliability(calibration, args.title), {"results": str(path), **calibration}, args.output)
+
+
 # ----------------------------------------------------------------------------------------------------------- common
 def save(figure: Figure, summary: dict, output: Path) -> dict:
     """Write the PNG and, next to it, the plotted numbers as JSON."""
@@ -275,7 +312,7 @@ def save(figure: Figure, summary: dict, output: Path) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The two commands' arguments; each number's `type=` refuses a value outside its range (`Range.parser`)."""
+    """The commands' arguments; each number's `type=` refuses a value outside its range (`Range.parser`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     shots = commands.add_parser("shots", help="Score against the number of shots, one curve per system.")
@@ -313,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     tsne.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tsne.add_argument("--title")
     tsne.add_argument("--output", type=Path, required=True, help="The PNG; the points go to the same name .json.")
-    for command in (shots, tsne):
+    reliability = commands.add_parser("reliability", help="Reliability curves before and after calibration.")
+    reliability.add_argument("--results", required=True, help="all_results.json of a pretrain_ufet.py run.")
+    reliability.add_argument("--title")
+    reliability.add_argument("--output", type=Path, required=True, help="The PNG; the numbers go to the same .json.")
+    for command in (shots, tsne, reliability):
         command.add_argument("--overwrite_output", action="store_true", help="Replace an existing PNG and its .json.")
     return parser
 
@@ -328,7 +369,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    return shots_command(args) if args.command == "shots" else tsne_command(args)
+    commands = {"shots": shots_command, "tsne": tsne_command, "reliability": reliability_command}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -190,3 +190,25 @@ def test_tsne_works_for_a_crossc_model(tmp_path):
     assert_real_image(output)
     assert len(summary["points"]) == len(FET_ROWS)
     assert {point["label"] for point in summary["points"]} == {"/person", "/location", "/organization"}
+
+
+def test_reliability_figure_from_a_runs_calibration(tmp_path):
+    import torch
+
+    from modeling_entity_typing.calibration import PlattScaling, calibration_report
+
+    logits = torch.linspace(-4, 4, 40).reshape(4, 10)
+    gold = torch.rand(4, 10, generator=torch.Generator().manual_seed(0)) < 0.4
+    reports = {when: calibration_report(logits, gold, scaling) for when, scaling in
+               (("before", PlattScaling()), ("after", PlattScaling(0.5, -1.0)))}  # fmt: skip
+    calibration = {"slope": 0.5, "offset": -1.0, "fitted_on": "dev", "top_k": 10, "splits": {"dev": reports}}
+    results = tmp_path / "all_results.json"
+    results.write_text(json.dumps({"calibration": calibration}))
+    output = tmp_path / "reliability.png"
+    summary = plot_results.main(["reliability", "--results", str(results), "--output", str(output)])
+    assert_real_image(output)
+    assert summary["splits"]["dev"]["after"]["ece"] == reports["after"]["ece"]
+    assert json.loads(output.with_suffix(".json").read_text())["top_k"] == 10
+    results.write_text("{}")
+    with pytest.raises(ValueError, match="holds no calibration"):
+        plot_results.main(["reliability", "--results", str(results), "--output", str(tmp_path / "other.png")])
