@@ -13,6 +13,7 @@ from .configuration_entity_typing import (
     DecisionRule,
     EntityTypingConfigMixin,
     as_float_field,
+    check_calibration,
     check_finite,
     check_unique_labels,
 )
@@ -55,6 +56,9 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
             Probability from which a label is predicted under the `"threshold"` rule (reference code: 0.4).
         mask_token_id (`int`, *optional*):
             The tokenizer's mask id (mention masking in pretraining).
+        calibration_slope, calibration_offset (`float`, *optional*, default to 1.0 and 0.0):
+            Platt scaling of the scores (`calibration.PlattScaling`), as in FiveFine's config: logits are
+            `slope * score + offset`, slope > 0, so rankings never change.
 
     Float fields accept ints (`threshold=1`, `cosine_scale=10`), stored as floats; `nan` and `inf` are rejected.
     """
@@ -73,8 +77,17 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
     decision: DecisionRule = "threshold"
     threshold: float | int = 0.5
     mask_token_id: int | None = None
+    calibration_slope: float | int = 1.0
+    calibration_offset: float | int = 0.0
 
-    float_fields = ("cosine_scale", "contrastive_temperature", "mention_mask_probability", "threshold")
+    float_fields = (
+        "cosine_scale",
+        "contrastive_temperature",
+        "mention_mask_probability",
+        "threshold",
+        "calibration_slope",
+        "calibration_offset",
+    )
 
     def __setattr__(self, name: str, value: object) -> None:
         """Strict field checks, with an `int` for a float field stored as a `float`."""
@@ -92,6 +105,9 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
             raise ValueError(f"`mention_mask_probability` must be in [0, 1], got {self.mention_mask_probability!r}.")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"`threshold` is a probability and must be in [0, 1], got {self.threshold!r}.")
+
+    def validate_calibration(self):
+        check_calibration(self)
 
     def validate_max_seq_length(self):
         if not 6 <= self.max_seq_length <= self.max_position_embeddings:

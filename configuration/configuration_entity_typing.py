@@ -85,6 +85,14 @@ def without_locally_served_pipelines(config_dict: dict) -> dict:
     )
 
 
+def check_calibration(config: object) -> None:
+    """`calibration_slope` > 0: the Platt scaling of a family's scores must keep every ranking."""
+    if not config.calibration_slope > 0:
+        raise ValueError(
+            f"`calibration_slope` must be > 0 (a positive slope keeps each ranking), got {config.calibration_slope!r}."
+        )
+
+
 class EntityTypingConfigMixin:
     """Label set and loading rule shared by every family's config (put it before `BertConfig` in the bases).
 
@@ -127,6 +135,7 @@ class EntityTypingConfigMixin:
 
 __all__ = [
     "DECISION_RULES",
+    "check_calibration",
     "DecisionRule",
     "EntityTypingConfigMixin",
     "as_float_field",

@@ -15,6 +15,7 @@ from .configuration_entity_typing import (
     DecisionRule,
     EntityTypingConfigMixin,
     as_float_field,
+    check_calibration,
     check_finite,
     check_unique_labels,
 )
@@ -95,8 +96,8 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             MiniLM (measured in BENCHMARKS.md); with dev data of your own, choose it there.
         calibration_slope, calibration_offset (`float`, *optional*, default to 1.0 and 0.0):
             Platt scaling of the type scores: the model's logits are `slope * score + offset`, so probabilities mean
-            what they say (fitted on dev data by `pretrain_ufet.py --calibrate`). The slope is > 0, so rankings never
-            change; training starts from the identity (1, 0).
+            what they say (fitted on dev data by `pretrain_ufet.py --calibrate`; `calibration.PlattScaling`). The slope
+            is > 0, so rankings never change; training starts from the identity (1, 0).
         label_example_labels (`list[str]`, *optional*):
             The labels whose mean example vectors the model stores (buffer `label_example_vectors`, in this order),
             written by `set_label_set(..., examples=...)`; not meant to be edited by hand.
@@ -183,11 +184,7 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             )
 
     def validate_calibration(self):
-        if not self.calibration_slope > 0:
-            raise ValueError(
-                "`calibration_slope` must be > 0 (a positive slope keeps every ranking), got "
-                f"{self.calibration_slope!r}."
-            )
+        check_calibration(self)
 
     def validate_loss_weights(self):
         for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):

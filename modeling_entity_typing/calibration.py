@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .layers import dot_product_scores
+
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,11 @@ class PlattScaling:
 
     def write_to(self, config) -> None:
         config.calibration_slope, config.calibration_offset = float(self.slope), float(self.offset)
+
+
+def calibrated_scores(mention_embeddings: torch.Tensor, type_vectors: torch.Tensor, config) -> torch.Tensor:
+    """The logits of every family: mention vectors against type vectors, through the config's Platt scaling."""
+    return PlattScaling.of(config).apply(dot_product_scores(mention_embeddings, type_vectors))
 
 
 def reset_calibration(config) -> None:
@@ -146,6 +153,7 @@ __all__ = [
     "RELIABILITY_BINS",
     "TOP_K",
     "PlattScaling",
+    "calibrated_scores",
     "calibration_report",
     "expected_calibration_error",
     "fit_platt",

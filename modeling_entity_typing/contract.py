@@ -36,13 +36,15 @@ class MentionEncoder(Protocol):
 
 @runtime_checkable
 class EntityTypingConfig(Protocol):
-    """The config fields every family has: the label set and the default decision rule."""
+    """The config fields every family has: the label set, the default decision rule and the scores' calibration."""
 
     model_type: str
     id2label: dict[int, str] | None
     label2id: dict[str, int] | None
     decision: str  # one of `decision.DECISION_RULES`
     threshold: float
+    calibration_slope: float  # Platt scaling of the logits (`calibration.PlattScaling`); slope > 0
+    calibration_offset: float
 
     def set_labels(self, labels: Sequence[str]) -> None:
         """Make `labels` (in id order) the label set: `id2label` and `label2id` together."""
@@ -58,8 +60,9 @@ class EntityTypingModel(Protocol):
     """A model of any family.
 
     Scoring: `forward(input_ids, attention_mask, mention_positions=...).logits` is `(batch, num_types)` and equals
-    `embed_mentions(...) @ type_embeddings().T` for the configured label set (so the ONNX export can store the type
-    matrix once); probabilities are its sigmoid, labels come from `decision.decide`.
+    `calibration.calibrated_scores(embed_mentions(...), type_embeddings(), config)`, the dot products through the
+    config's Platt scaling (the identity until one is fitted), for the configured label set (so the ONNX export can
+    store the type matrix once); probabilities are its sigmoid, labels come from `decision.decide`.
     """
 
     config: EntityTypingConfig

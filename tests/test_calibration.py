@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
-from tiny import MENTIONS, encode_batch, make_tiny_model
+from tiny import MENTIONS, encode_batch, make_tiny_crossc_model, make_tiny_model, make_tiny_tokenizer
 from transformers import AutoModel, pipeline
 
 import modeling_entity_typing  # noqa: F401  (registers the pipeline)
@@ -76,9 +76,13 @@ def test_top_k_pairs_take_each_rows_best_labels():
     assert report["pairs"] == 4 and sum(point["count"] for point in report["reliability"]) == 4
 
 
-@pytest.mark.parametrize("type_space", ["mlm", "encoder"])
-def test_config_scaling_rescales_logits_and_keeps_rankings(tiny_tokenizer, type_space):
-    model = make_tiny_model(tiny_tokenizer, type_space=type_space).eval()
+@pytest.mark.parametrize("family", ["fivefine-mlm", "fivefine-encoder", "crossc"])
+def test_config_scaling_rescales_logits_and_keeps_rankings(tiny_tokenizer, family):
+    if family == "crossc":
+        tiny_tokenizer = make_tiny_tokenizer()  # Cross-C adds its marker token to the tokenizer it is given
+        model = make_tiny_crossc_model(tiny_tokenizer).eval()
+    else:
+        model = make_tiny_model(tiny_tokenizer, type_space=family.partition("-")[2]).eval()
     batch = encode_batch(model, tiny_tokenizer, MENTIONS)
     with torch.no_grad():
         raw = model(**batch).logits

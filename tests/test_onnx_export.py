@@ -11,6 +11,7 @@ from tiny import TINY_LABELS, make_tiny_crossc_model, make_tiny_tokenizer
 from transformers import pipeline
 
 from modeling_entity_typing import BertForPhraseTypeTyping, load_mentions
+from modeling_entity_typing.calibration import PlattScaling
 from modeling_entity_typing.export.onnx_export import OnnxEntityTyper, export_onnx, export_pretrained, pad_mentions
 
 
@@ -147,10 +148,14 @@ def test_bad_inputs_give_clear_errors(typer, tmp_path):
     assert typer([]) == []
 
 
+@pytest.mark.parametrize("calibrated", [False, True])
 @pytest.mark.parametrize("family", ["fivefine", "crossc"])
-def test_cli_exports_a_saved_model(family, tiny_model, tmp_path):
+def test_cli_exports_a_saved_model(family, calibrated, tiny_model, tmp_path):
+    """The exported graph scores as the model does, its calibration included (a constant of the graph)."""
     tokenizer = make_tiny_tokenizer()  # Cross-C adds its marker token to the tokenizer it is given
     model = tiny_model if family == "fivefine" else make_tiny_crossc_model(tokenizer)
+    if calibrated:
+        PlattScaling(0.5, -1.0).write_to(model.config)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     script = load_export_script()

@@ -19,10 +19,11 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertModel
 from transformers.utils import logging
 
+from ..calibration import calibrated_scores
 from ..configuration import CrossCConfig
 from ..contract import EncoderAndTokenizer
 from ..label_examples import label_examples_unsupported
-from ..layers import dot_product_scores, first_token_positions, gather_positions
+from ..layers import first_token_positions, gather_positions
 from ..losses import multilabel_bce
 from ..modeling_outputs import EntityTypingOutput
 from ..modeling_utils import (
@@ -189,7 +190,7 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
             output_attentions=output_attentions,
             **kwargs,
         )
-        logits = dot_product_scores(mention_embeddings, self.type_embeddings())
+        logits = calibrated_scores(mention_embeddings, self.type_embeddings(), self.config)
         type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
         return EntityTypingOutput(
             loss=type_loss,

@@ -25,6 +25,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging
 
+from ..calibration import calibrated_scores
 from ..contract import EntityTypingModel
 from ..decision import check_rule_options, decide, resolve_rule
 from ..mention_inputs import (
@@ -87,7 +88,8 @@ def _require(module: str) -> None:
 
 
 class CachedTypeScorer(nn.Module):
-    """The model's inference path with its label set's type matrix precomputed: mention vectors scored by dot product.
+    """The model's inference path with its label set's type matrix precomputed: mention vectors scored by dot product
+    (through the config's calibration, as the model's own forward).
 
     `type_matrix` `(num_types, hidden)` is `model.type_embeddings()`, computed once in eval mode without gradients and
     kept as a buffer, so the exported graph holds it as a constant and never re-encodes the types.
@@ -104,7 +106,7 @@ class CachedTypeScorer(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mention_positions: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         mention_embeddings = self.model.embed_mentions(input_ids, attention_mask, mention_positions)  # (batch, hidden)
-        logits = mention_embeddings @ self.type_matrix.T  # (batch, num_types)
+        logits = calibrated_scores(mention_embeddings, self.type_matrix, self.model.config)  # (batch, num_types)
         return (logits, mention_embeddings) if self.with_mention_embeddings else (logits,)
 
 

@@ -21,13 +21,13 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead
 from transformers.utils import logging
 
-from ..calibration import PlattScaling
+from ..calibration import calibrated_scores
 from ..configuration import FiveFineConfig
 from ..configuration.configuration_fivefine import label_phrase_checksum
 from ..contract import EncoderAndTokenizer
 from ..label_examples import LabelExamples, label_examples_unsupported, parse_label_examples
 from ..label_sets import LabelSet, pad_phrase_token_ids
-from ..layers import dot_product_scores, first_token_positions, gather_positions
+from ..layers import first_token_positions, gather_positions
 from ..losses import multilabel_bce, token_cross_entropy
 from ..modeling_outputs import EntityTypingOutput
 from ..modeling_utils import (
@@ -721,7 +721,7 @@ class BertForPhraseTypeTyping(EntityTypingPreTrainedModel):
             type_vectors = self._bank_with_fresh_rows(
                 type_bank, type_bank_rows, type_phrase_ids, type_phrase_mask, type_bank_row_scale
             )
-        logits = PlattScaling.of(self.config).apply(dot_product_scores(mention_embeddings, type_vectors))
+        logits = calibrated_scores(mention_embeddings, type_vectors, self.config)
 
         type_loss = multilabel_bce(logits, labels, label_weights) if labels is not None else None
         mlm_loss = None
