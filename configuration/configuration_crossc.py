@@ -15,6 +15,7 @@ from .configuration_entity_typing import (
     as_float_field,
     check_calibration,
     check_finite,
+    check_label_thresholds,
     check_unique_labels,
 )
 
@@ -54,6 +55,8 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
             Default rule turning scores into labels (see `modeling_entity_typing.decide`).
         threshold (`float`, *optional*, defaults to 0.5):
             Probability from which a label is predicted under the `"threshold"` rule (reference code: 0.4).
+        label_thresholds (`dict[str, float]`, *optional*):
+            Thresholds of single labels of the label set, over `threshold` (as in FiveFine's config).
         mask_token_id (`int`, *optional*):
             The tokenizer's mask id (mention masking in pretraining).
         calibration_slope, calibration_offset (`float`, *optional*, default to 1.0 and 0.0):
@@ -79,6 +82,7 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
     mask_token_id: int | None = None
     calibration_slope: float | int = 1.0
     calibration_offset: float | int = 0.0
+    label_thresholds: dict[str, float] | None = None
 
     float_fields = (
         "cosine_scale",
@@ -108,6 +112,9 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
 
     def validate_calibration(self):
         check_calibration(self)
+
+    def validate_label_thresholds(self):
+        check_label_thresholds(self)
 
     def validate_max_seq_length(self):
         if not 6 <= self.max_seq_length <= self.max_position_embeddings:

@@ -93,6 +93,20 @@ def check_calibration(config: object) -> None:
         )
 
 
+def check_label_thresholds(config: object) -> None:
+    """`label_thresholds` maps labels of the label set to probabilities: a threshold of their own."""
+    overrides = config.label_thresholds or {}
+    unknown = [label for label in overrides if label not in (config.label2id or {})]
+    if unknown:
+        raise ValueError(
+            f"`label_thresholds` names {len(unknown)} label(s) outside the label set (e.g. {unknown[0]!r}); it holds "
+            "thresholds of the model's own labels. Give labels of `id2label`, or None."
+        )
+    bad = {label: value for label, value in overrides.items() if not 0.0 <= value <= 1.0}
+    if bad:
+        raise ValueError(f"`label_thresholds` are probabilities in [0, 1]; got {bad!r:.200}.")
+
+
 class EntityTypingConfigMixin:
     """Label set and loading rule shared by every family's config (put it before `BertConfig` in the bases).
 
@@ -122,8 +136,11 @@ class EntityTypingConfigMixin:
             )
 
     def set_labels(self, labels: Sequence[str]) -> None:
-        """Make `labels` (in id order) the label set: `id2label` and its inverse `label2id` together."""
+        """Make `labels` (in id order) the label set: `id2label` and its inverse `label2id` together. Thresholds of
+        single labels (`label_thresholds`), chosen for the old set, are dropped with a new set."""
         labels = list(labels)
+        if labels != self.label_list():
+            self.label_thresholds = None
         self.id2label = dict(enumerate(labels))
         self.label2id = {label: index for index, label in enumerate(labels)}
 
@@ -136,6 +153,7 @@ class EntityTypingConfigMixin:
 __all__ = [
     "DECISION_RULES",
     "check_calibration",
+    "check_label_thresholds",
     "DecisionRule",
     "EntityTypingConfigMixin",
     "as_float_field",

@@ -17,6 +17,7 @@ from .configuration_entity_typing import (
     as_float_field,
     check_calibration,
     check_finite,
+    check_label_thresholds,
     check_unique_labels,
 )
 
@@ -74,6 +75,10 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
             (hierarchical fine-grained schemas such as `/person/artist`).
         threshold (`float`, *optional*, defaults to 0.5):
             Probability from which a label is predicted under the `"threshold"` rule.
+        label_thresholds (`dict[str, float]`, *optional*):
+            Thresholds of single labels of the model's own label set, over `threshold` (UFET: the general and fine
+            types get their own, chosen on dev by `pretrain_ufet.py --threshold_groups`); dropped when the label set
+            changes, and not used for labels given at call time.
         mask_token_id (`int`, *optional*):
             The tokenizer's mask id, recorded by `from_encoder`, so `forward` finds the typing slot by itself.
         type_space (`str`, *optional*, defaults to `"mlm"`):
@@ -138,6 +143,7 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
     label_example_labels: list[str] | None = None
     calibration_slope: float | int = 1.0
     calibration_offset: float | int = 0.0
+    label_thresholds: dict[str, float] | None = None
 
     float_fields = (
         "type_attention_dropout",
@@ -185,6 +191,9 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
 
     def validate_calibration(self):
         check_calibration(self)
+
+    def validate_label_thresholds(self):
+        check_label_thresholds(self)
 
     def validate_loss_weights(self):
         for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):

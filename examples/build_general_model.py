@@ -77,6 +77,11 @@ class BuildArguments:
     )
     per_device_train_batch_size: Annotated[int, Range(ge=1)] = field(default=32, metadata={"help": "Batch size."})
     seed: int = field(default=1, metadata={"help": "Training seed."})
+    threshold_groups: list[int] = field(
+        default_factory=lambda: [9, 121],
+        metadata={"help": "Sizes of the leading groups of types.txt with a decision threshold each, chosen on dev "
+                  "(UFET: 9 general, 121 fine; the ultra-fine rest share one)."},
+    )  # fmt: skip
     zero_shot: bool = field(
         default=True, metadata={"help": "Measure the zero-shot table across schemas for the card (~10 min)."}
     )
@@ -133,6 +138,7 @@ def train(args: BuildArguments, run_dir: Path) -> None:
         sys.executable, str(PRETRAIN), "--train_file", str(ufet / "train.json"),
         "--validation_file", str(ufet / "dev.json"), "--test_file", str(ufet / "test.json"),
         "--types_file", str(ufet / "types.txt"), *RECIPE, "--output_dir", str(run_dir),
+        "--threshold_groups", *map(str, args.threshold_groups),
         "--max_steps", str(args.max_steps), "--eval_steps", str(args.eval_steps),
         "--checkpointing_steps", str(args.checkpointing_steps), "--learning_rate", str(args.learning_rate),
         "--head_learning_rate", str(args.head_learning_rate), "--seed", str(args.seed),

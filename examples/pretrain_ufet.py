@@ -19,6 +19,7 @@ FiveFine's crowd fine-tuning stage (plain BCE, no MLM/NWP) is `--original_label_
 """
 
 import glob
+import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,8 @@ from modeling_entity_typing.calibration import (
     top_k_pairs,
 )
 from modeling_entity_typing.data.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
-from modeling_entity_typing.decision import decide
-from modeling_entity_typing.evaluation.scoring import gold_matrix, tune_threshold, typing_scores
+from modeling_entity_typing.decision import decide, own_thresholds
+from modeling_entity_typing.evaluation.scoring import gold_matrix, tune_group_thresholds, tune_threshold, typing_scores
 from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
@@ -145,6 +146,11 @@ class UFETArguments:
                   "mean what they say; stored in the config with the threshold mapped through it (same labels, "
                   "same rankings); ECE and reliability before and after, on dev and test, go into all_results.json."},
     )  # fmt: skip
+    threshold_groups: list[int] | None = field(
+        default=None,
+        metadata={"help": "Sizes of leading groups of --types_file that get a decision threshold each, chosen on dev "
+                  "after selection; the other types share one (UFET: 9 121, its 9 general and 121 fine types)."},
+    )  # fmt: skip
     tune_threshold: bool = field(
         default=True,
         metadata={"help": "Score each dev evaluation at its best threshold (0.05 steps); the selected model keeps its "
@@ -230,6 +236,12 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(train_args.seed)
 
     types = read_types(args.types_file)
+    groups = args.threshold_groups or []
+    if groups and (min(groups) < 1 or sum(groups) >= len(types)):
+        raise ValueError(
+            f"--threshold_groups {' '.join(map(str, groups))}: sizes of leading groups of --types_file must be >= 1 "
+            f"and leave types for the last group ({len(types)} types in {args.types_file})."
+        )
     model, tokenizer = build_model(args, types)
     if model.config.type_space == "encoder" and args.mlm_loss_weight > 0:
         raise ValueError(
@@ -403,12 +415,17 @@ def main(argv: list[str] | None = None) -> dict:
     if test_dataloader is not None:
         golds["test"] = test["labels"]
         logits["test"] = predict_logits(model, test_dataloader, accelerator)
+    if args.threshold_groups:
+        tune_threshold_groups(config, logits["dev"].sigmoid(), dev_gold, labels_by_id, args.threshold_groups)
     calibration = calibrate(config, logits, golds, labels_by_id) if args.calibrate else None
+    thresholds = own_thresholds(config.threshold, config.label_thresholds, labels_by_id)
     results = {}
     for split, split_logits in logits.items():
-        predicted = [[item["label"] for item in decide(row, labels_by_id, "threshold", config.threshold)]
+        predicted = [[item["label"] for item in decide(row, labels_by_id, "threshold", thresholds)]
                      for row in PlattScaling.of(config).apply(split_logits).sigmoid()]  # fmt: skip
         results[split] = {**typing_scores(predicted, golds[split]), "threshold": config.threshold}
+        if config.label_thresholds:
+            results[split]["group_thresholds"] = group_thresholds(config, labels_by_id, args.threshold_groups)
     summary = summarize(
         results,
         state,
@@ -438,6 +455,27 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def tune_threshold_groups(config, probabilities, gold: list, labels: list[str], group_sizes: list[int]) -> None:
+    """A threshold per group of types chosen on dev (the last group's is `config.threshold`, the others' go to
+    `config.label_thresholds`), starting from the selected model's single threshold."""
+    thresholds, scores = tune_group_thresholds(probabilities, gold, labels, group_sizes, start=config.threshold)
+    bounds = [0, *itertools.accumulate(group_sizes)]
+    config.label_thresholds = {
+        label: thresholds[group]
+        for group in range(len(group_sizes))
+        for label in labels[bounds[group] : bounds[group + 1]]
+    }
+    config.threshold = thresholds[-1]
+    logger.info(f"Thresholds per type group chosen on dev: {thresholds} (dev macro-F1 {scores['macro_f1']:.4f})")
+
+
+def group_thresholds(config, labels: list[str], group_sizes: list[int]) -> list[float]:
+    """The threshold of each type group (first label of each leading group, then the shared one), as the config holds
+    them: after calibration, on the calibrated scale."""
+    starts = [0, *itertools.accumulate(group_sizes)][:-1]
+    return [config.label_thresholds[labels[start]] for start in starts] + [config.threshold]
+
+
 def calibrate(config, logits: dict[str, torch.Tensor], golds: dict[str, list], labels: list[str]) -> dict:
     """Fit Platt scaling on the dev logits (each mention's best types), store it in `config` with the threshold
     mapped through it, and report ECE and reliability before and after on every split."""
@@ -453,6 +491,10 @@ def calibrate(config, logits: dict[str, torch.Tensor], golds: dict[str, list], l
         for split, split_logits in logits.items()
     }
     config.threshold = scaling.probability(config.threshold)
+    if config.label_thresholds:
+        config.label_thresholds = {
+            label: scaling.probability(value) for label, value in config.label_thresholds.items()
+        }
     scaling.write_to(config)
     logger.info(f"Calibration fitted on dev: slope {scaling.slope:.4f}, offset {scaling.offset:.4f}; threshold now "
                 f"{config.threshold:.4f}")  # fmt: skip

@@ -1,6 +1,6 @@
 """Decision rules: from type probabilities to predicted labels (FiveFine's `tasks/fettask.py` and UFET evaluation)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Literal, get_args
 
@@ -18,16 +18,27 @@ def label_ancestors(label: str) -> list[str]:
     return ["/".join(parts[:depth]) for depth in range(2, len(parts)) if parts[depth - 1]]
 
 
+def own_thresholds(
+    threshold: float, label_thresholds: Mapping[str, float] | None, labels: Sequence[str]
+) -> float | torch.Tensor:
+    """The threshold of each of `labels` (a model's own label set): `threshold`, or a `(num_labels,)` tensor where
+    `label_thresholds` gives some labels their own."""
+    if not label_thresholds:
+        return threshold
+    return torch.tensor([label_thresholds.get(label, threshold) for label in labels], dtype=torch.float32)
+
+
 def decide(
     probabilities: torch.Tensor,
     labels: Sequence[str],
     decision: str = "threshold",
-    threshold: float | None = 0.5,
+    threshold: float | torch.Tensor | None = 0.5,
     top_k: int | None = None,
 ) -> list[dict]:
     """Labels for one mention as `[{"label", "score"}]`, highest score first.
 
-    * `"threshold"`: every label with probability >= `threshold`; if none passes, the single best label (the UFET
+    * `"threshold"`: every label with probability >= `threshold` (one number, or one per label: `own_thresholds`);
+      if none passes, the single best label (the UFET
       evaluation rule, so every mention gets at least one type). With `threshold=None` every label is a candidate,
       so `top_k` alone gives the `top_k` best labels.
     * `"argmax_with_ancestors"`: the best label plus its `/`-path ancestors (FiveFine's FET rule). An ancestor that is
@@ -76,8 +87,8 @@ def resolve_rule(
     threshold: float | None,
     top_k: int | None,
     default_decision: str,
-    default_threshold: float,
-) -> tuple[str, float | None]:
+    default_threshold: float | torch.Tensor,
+) -> tuple[str, float | torch.Tensor | None]:
     """The `(decision, threshold)` for `decide` that the caller's options ask for, following transformers' `top_k`.
 
     * nothing given: the default rule (the model config's `decision`, at its `threshold`);
@@ -114,4 +125,12 @@ def check_rule_options(threshold: object, top_k: object, decision: object) -> No
         resolve_rule(decision, threshold, top_k, decision, threshold)  # raises its explanation
 
 
-__all__ = ["DECISION_RULES", "DecisionRule", "check_rule_options", "decide", "label_ancestors", "resolve_rule"]
+__all__ = [
+    "DECISION_RULES",
+    "DecisionRule",
+    "check_rule_options",
+    "decide",
+    "label_ancestors",
+    "own_thresholds",
+    "resolve_rule",
+]

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - `datasets` is a dependency; keep the p
     datasets = None
 
 from ..contract import EntityTypingModel
-from ..decision import check_rule_options, decide, resolve_rule
+from ..decision import check_rule_options, decide, own_thresholds, resolve_rule
 from ..label_examples import LabelExamples, label_examples_unsupported, parse_label_examples
 from ..label_sets import LabelSet
 from ..mention_inputs import (
@@ -155,6 +155,7 @@ class EntityTypingPipeline(Pipeline):
         self._phrase_inputs: OrderedDict[LabelSet, dict[str, torch.Tensor]] = OrderedDict()
         self._phrase_lock = threading.Lock()
         self._configured_labels: tuple[Any, list[str]] = (None, [])
+        self._own_threshold_cache: tuple[Any, float | torch.Tensor | None] = (None, None)
         self._placeholder: dict[str, torch.Tensor] | None = None
         self._warned_not_finite = False
 
@@ -334,6 +335,17 @@ class EntityTypingPipeline(Pipeline):
             self._configured_labels = (id2label, self.model.config.label_list())
         return self._configured_labels[1]
 
+    def _own_thresholds(self, labels: list[str]) -> float | torch.Tensor:
+        """The default threshold of each own label, built once per label set, `label_thresholds` and `threshold`."""
+        config = self.model.config
+        # The objects themselves are held (not their ids, which could be reused); a new dict is a new key.
+        key = (config.id2label, config.label_thresholds, config.threshold)
+        cached_key, cached = self._own_threshold_cache
+        if cached_key is None or any(a is not b for a, b in zip(cached_key[:2], key[:2])) or cached_key[2] != key[2]:
+            cached = own_thresholds(config.threshold, config.label_thresholds, labels)
+            self._own_threshold_cache = (key, cached)
+        return cached
+
     def postprocess(
         self,
         model_outputs: dict[str, Any],
@@ -350,7 +362,9 @@ class EntityTypingPipeline(Pipeline):
         config = self.model.config
         labels = label_set.labels if label_set is not None else self._labels_of_config()
         probabilities = model_outputs["logits"][0].float().sigmoid()
-        decision, threshold = resolve_rule(decision, threshold, top_k, config.decision, config.threshold)
+        # labels given at call time have no threshold of their own; the model's own labels may (`label_thresholds`)
+        default = config.threshold if label_set is not None else self._own_thresholds(labels)
+        decision, threshold = resolve_rule(decision, threshold, top_k, config.decision, default)
         predicted = decide(probabilities, labels, decision=decision, threshold=threshold, top_k=top_k)
         return {**meta, "labels": predicted}
 

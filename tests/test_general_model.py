@@ -67,7 +67,7 @@ def build_args(encoder: Path, data: Path, output: Path, *extra: str) -> list[str
     return [
         "--model_name_or_path", str(encoder), "--data_dir", str(data), "--output_dir", str(output),
         "--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
-        "--base_model", "", *extra,
+        "--base_model", "", "--threshold_groups", "2", "3", *extra,
     ]  # fmt: skip
 
 

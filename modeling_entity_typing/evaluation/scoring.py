@@ -84,34 +84,85 @@ def gold_matrix(references: Sequence[Sequence[str]], labels: Sequence[str]) -> t
 THRESHOLD_GRID = tuple(round(0.05 * step, 2) for step in range(1, 20))  # 0.05, 0.10, ..., 0.95
 
 
+class _ThresholdRuleScores:
+    """Loose macro-F1 of the `"threshold"` rule at any threshold (one, or one per label) on `(mentions, labels)`
+    probabilities, computed on boolean matrices (the rule's sets: labels at or above their threshold, else the best
+    one), which is the definition of `loose_macro` without building a Python set per mention and threshold."""
+
+    def __init__(self, probabilities, references: Sequence[Sequence[str]], labels: Sequence[str]):
+        self.probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
+        self.gold = gold_matrix(references, labels)
+        self.gold_sizes = torch.tensor([len(set(reference)) for reference in references], dtype=torch.float32)
+        self.best_rows = self.probabilities.argmax(dim=-1)
+        self.has_gold = self.gold_sizes > 0
+
+    def macro_f1(self, thresholds: float | torch.Tensor) -> float:
+        predicted = self.probabilities >= thresholds
+        empty = ~predicted.any(dim=-1)
+        predicted[empty, self.best_rows[empty]] = True
+        hits = (predicted & self.gold).sum(dim=-1).float()
+        precision = (hits / predicted.sum(dim=-1)).mean().item()
+        has_gold = self.has_gold
+        recall = (hits[has_gold] / self.gold_sizes[has_gold]).mean().item() if has_gold.any() else 0.0
+        return _f1(precision, recall)
+
+
 def tune_threshold(
     probabilities, references: Sequence[Sequence[str]], labels: Sequence[str], grid: Sequence[float] = THRESHOLD_GRID
 ) -> tuple[float, dict[str, float]]:
     """The threshold of the `"threshold"` rule with the best loose macro-F1 (ties: the higher threshold) on
     `(mentions, labels)` probabilities, and all scores there. Choose it on dev data, then keep it in the config.
 
-    The grid is scanned on boolean matrices (the rule's sets: labels at or above the threshold, else the best one),
-    which is the definition of `loose_macro` without building a Python set per mention and threshold; the chosen
-    threshold is then scored once by `typing_scores` through `decide`.
+    The grid is scanned on boolean matrices (`_ThresholdRuleScores`); the chosen threshold is then scored once by
+    `typing_scores` through `decide`.
     """
-    probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
-    gold = gold_matrix(references, labels)
-    gold_sizes = torch.tensor([len(set(reference)) for reference in references], dtype=torch.float32)
-    best_rows = probabilities.argmax(dim=-1)
-    has_gold = gold_sizes > 0
-    best: tuple[float, float] | None = None
-    for threshold in grid:
-        predicted = probabilities >= threshold
-        empty = ~predicted.any(dim=-1)
-        predicted[empty, best_rows[empty]] = True
-        hits = (predicted & gold).sum(dim=-1).float()
-        precision = (hits / predicted.sum(dim=-1)).mean().item()
-        recall = (hits[has_gold] / gold_sizes[has_gold]).mean().item() if has_gold.any() else 0.0
-        if best is None or (_f1(precision, recall), threshold) >= best:
-            best = (_f1(precision, recall), threshold)
-    threshold = best[1]
-    predicted = [[item["label"] for item in decide(row, labels, "threshold", threshold)] for row in probabilities]
+    rule = _ThresholdRuleScores(probabilities, references, labels)
+    threshold = max(grid, key=lambda value: (rule.macro_f1(value), value))
+    predicted = [[item["label"] for item in decide(row, labels, "threshold", threshold)] for row in rule.probabilities]
     return threshold, typing_scores(predicted, references)
+
+
+# Finer steps near 1, where UFET's ultra-fine types end up: there are thousands of them per mention to reject.
+GROUP_THRESHOLD_GRID = (*THRESHOLD_GRID, 0.96, 0.97, 0.98, 0.99)
+
+
+def tune_group_thresholds(
+    probabilities,
+    references: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    group_sizes: Sequence[int],
+    start: float,
+    grid: Sequence[float] = GROUP_THRESHOLD_GRID,
+    rounds: int = 3,
+) -> tuple[list[float], dict[str, float]]:
+    """A threshold per group of labels with the best loose macro-F1, and all scores there: the groups are the first
+    `group_sizes[0]` labels, the next `group_sizes[1]`, ..., and the rest (UFET: 9 general types, 121 fine, then the
+    ultra-fine ones). Coordinate ascent from `start` for every group: each round sets each group's threshold to its
+    best on the grid with the others fixed (ties: keep the current one). Choose them on dev data."""
+    if any(size < 1 for size in group_sizes) or sum(group_sizes) >= len(labels):
+        raise ValueError(
+            f"Threshold groups {list(group_sizes)} must be positive sizes that leave labels for the last group "
+            f"({len(labels)} labels)."
+        )
+    rule = _ThresholdRuleScores(probabilities, references, labels)
+    group_of = torch.repeat_interleave(
+        torch.arange(len(group_sizes) + 1), torch.tensor([*group_sizes, len(labels) - sum(group_sizes)])
+    )
+    thresholds = [float(start)] * (len(group_sizes) + 1)
+    best = rule.macro_f1(torch.tensor(thresholds)[group_of])
+    for _ in range(rounds):
+        changed = False
+        for group in range(len(thresholds)):
+            for value in grid:
+                trial = [*thresholds[:group], value, *thresholds[group + 1 :]]
+                score = rule.macro_f1(torch.tensor(trial)[group_of])
+                if score > best:
+                    best, thresholds, changed = score, trial, True
+        if not changed:
+            break
+    per_label = torch.tensor(thresholds)[group_of]
+    predicted = [[item["label"] for item in decide(row, labels, "threshold", per_label)] for row in rule.probabilities]
+    return thresholds, typing_scores(predicted, references)
 
 
 METRIC_PATH = Path(__file__).parent / "metrics" / "entity_typing"
@@ -126,10 +177,12 @@ def load_typing_metric(**kwargs):
 
 __all__ = [
     "METRIC_PATH",
+    "GROUP_THRESHOLD_GRID",
     "THRESHOLD_GRID",
     "gold_matrix",
     "load_typing_metric",
     "loose_macro",
+    "tune_group_thresholds",
     "tune_threshold",
     "typing_scores",
     "with_ancestors",

@@ -208,6 +208,8 @@ def render_model_card(
         label_examples=labels[:12],
         decision=config.decision,
         threshold=config.threshold,
+        label_thresholds=sorted(set((config.label_thresholds or {}).values())),
+        num_label_thresholds=len(config.label_thresholds or {}),
         type_space=getattr(config, "type_space", None),
         dataset_name=dataset_name,
         result_rows=rows,

@@ -27,7 +27,7 @@ from transformers.utils import logging
 
 from ..calibration import calibrated_scores
 from ..contract import EntityTypingModel
-from ..decision import check_rule_options, decide, resolve_rule
+from ..decision import check_rule_options, decide, own_thresholds, resolve_rule
 from ..mention_inputs import (
     InvalidInput,
     Mention,
@@ -188,6 +188,7 @@ def export_onnx(
         "labels": labels,
         "decision": config.decision,
         "threshold": config.threshold,
+        "label_thresholds": config.label_thresholds,
         "inputs": list(INPUT_NAMES),
         "outputs": output_names,
         "opset_version": next(o.version for o in program.model_proto.opset_import if o.domain == ""),
@@ -425,7 +426,8 @@ class OnnxEntityTyper:
         if not mentions:
             return []
         probabilities = torch.from_numpy(self._run_encoded(encoded, batch_size)["logits"]).sigmoid()
-        rule, cut = resolve_rule(decision, threshold, top_k, self.metadata["decision"], self.metadata["threshold"])
+        default = own_thresholds(self.metadata["threshold"], self.metadata.get("label_thresholds"), self.labels)
+        rule, cut = resolve_rule(decision, threshold, top_k, self.metadata["decision"], default)
         return [
             {
                 "mention": m.text[m.start : m.end],
