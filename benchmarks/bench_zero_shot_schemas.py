@@ -9,7 +9,8 @@ OntoNotes and Few-NERD, the default rule, last path segment with `_` as a space,
 * `prototype`: the frozen prototype baseline of `bench_fet_baselines.py` on the plain encoder, prototypes from the
   schema's training file; null, with the reason, where the data folder has none.
 
-Both models score `embed_mentions @ type_embeddings().T` (what the pipeline computes), probabilities its sigmoid.
+Both models score `calibrated_scores(embed_mentions, type_embeddings(), config)` (what the pipeline computes: the dot
+products through the model's calibration), probabilities its sigmoid.
 Decision rule per schema, the same for every system:
 
 * hierarchical single-path schemas (OntoNotes, FIGER, Few-NERD): the best label plus its `/`-path ancestors;
@@ -43,6 +44,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from modeling_entity_typing import BertForPhraseTypeTyping
+from modeling_entity_typing.calibration import calibrated_scores
 from modeling_entity_typing.data.mention_data import labels_in, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide
 from modeling_entity_typing.evaluation.scoring import tune_threshold
@@ -317,11 +319,11 @@ def model_probabilities(
     splits: Sequence[Sequence[dict]],
 ) -> list[torch.Tensor]:
     """Type probabilities `(mentions, labels)` of each split's records over `phrases`: sigmoid of
-    `embed_mentions @ type_embeddings().T`, what the pipeline scores."""
+    `calibrated_scores(embed_mentions, type_embeddings(), config)`, what the pipeline scores."""
     model.set_label_set(phrases, tokenizer)
     with torch.inference_mode():
         types = model.type_embeddings()
-        return [(vectors(records) @ types.T).sigmoid() for records in splits]
+        return [calibrated_scores(vectors(records), types, model.config).sigmoid() for records in splits]
 
 
 def prototype_cosines(

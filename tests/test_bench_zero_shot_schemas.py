@@ -17,6 +17,7 @@ import bench_fet_baselines  # noqa: E402
 import bench_zero_shot_schemas as bench  # noqa: E402
 
 import modeling_entity_typing  # noqa: E402, F401  (registers the pipeline)
+from modeling_entity_typing.calibration import PlattScaling  # noqa: E402
 from modeling_entity_typing.data.mention_data import few_nerd_label  # noqa: E402
 
 
@@ -77,9 +78,11 @@ def test_prototype_cosines_pick_what_the_prototype_baseline_picks():
 
 
 def test_the_models_are_scored_as_the_pipeline_scores_them(tiny_model, tiny_tokenizer):
+    """Calibration included: the general model is calibrated, and a threshold tuned on dev reads its probabilities."""
     records = [{"id": str(row), "text": t, "start": s, "end": e} for row, (t, s, e) in enumerate(MENTIONS)]
     phrases = {"/person": "person", "/location/city": "city town", "/organization": "organization"}
     model = tiny_model.eval()
+    PlattScaling(0.5, -1.0).write_to(model.config)
     vectors = bench.CachedVectors(lambda chunk: bench.baselines.mask_vectors(model, tiny_tokenizer, chunk))
     (probabilities,) = bench.model_probabilities(model, tiny_tokenizer, vectors, phrases, [records])
     typer = pipeline("entity-typing", model=model, tokenizer=tiny_tokenizer)
