@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo model app test test-slow lint bench bench-train bench-quality bench-quality-mlm bench-crossc bench-crosslingual bench-crosslingual-grid bench-fast clean
+.PHONY: install demo model app test test-slow lint bench bench-train bench-quality bench-zero-shot bench-quality-mlm bench-crossc bench-crosslingual bench-crosslingual-grid bench-fast clean
 
 # torch is installed first and pinned: a bare `torch` requirement on a machine without it pulls GBs of CUDA wheels.
 $(STAMP): setup.cfg pyproject.toml
@@ -101,6 +101,13 @@ bench-quality: $(STAMP)
 		--name onto5-encoder-ufet-bank --output $(RESULTS)/onto_fivefine_encoder_ufet_bank.json
 	$(OFFLINE) $(BIN)/python benchmarks/bench_ufet_step.py --type_space encoder --type_bank_refresh_steps 50 \
 		--repeats 3 --output $(RESULTS)/ufet_step_encoder_bank50.json
+
+# Zero-shot across label schemas (BENCHMARKS.md, "Zero-shot across schemas"): the general model of `make model` against
+# the plain encoder's zero-shot and the frozen prototype, same code for every row; about 10 minutes on 2 CPU cores.
+bench-zero-shot: $(GENERAL_MODEL)/config.json
+	mkdir -p $(RESULTS)
+	$(OFFLINE) $(BIN)/python benchmarks/bench_zero_shot_schemas.py --model $(GENERAL_MODEL) \
+		--output $(RESULTS)/zero_shot_schemas.json
 
 # The same comparison in the paper's MLM type space (BENCHMARKS.md, issue #11 before the encoder type space): about
 # 2 hours. The MLM head is fitted on train/dev sentences only, never a test split.
