@@ -74,6 +74,7 @@ from modeling_entity_typing.training.training_args import SEED_RANGE, Range, che
 logger = get_logger(__name__)
 
 SELECTION_METRICS = ("macro_f1", "micro_f1", "strict_accuracy")
+START_RECIPES = ("auto", "keep", "train")
 DEMO_DATA = Path(__file__).parent / "data" / "demo"
 DEMO_SENTENCES = [
     ("The Volga carried grain barges south long before the railway reached Kazan.", "The Volga"),
@@ -153,17 +154,13 @@ class FineTuneArguments:
                   "(mean-pooled outputs, for sentence encoders such as the default MiniLM) or 'mlm' (the paper's MLM "
                   "head; its recipe: --learning_rate 2e-4 --head_learning_rate 2e-4)."},
     )  # fmt: skip
-    label_examples_start: bool = field(
-        default=False,
-        metadata={"help": "FiveFine, encoder type space: give the model the training mentions as label examples "
-                  "before training (each an example of its training targets, mixed in at the model's "
-                  "label_example_weight), so it starts from the training-free typer with examples, which dev "
-                  "selection can keep; the examples are saved with the model."},
-    )  # fmt: skip
-    interpolate_with_start: bool = field(
-        default=False,
-        metadata={"help": "After training, mix the start and the selected weights, start + a (trained - start) for a "
-                  "in 0, 0.25, 0.5, 0.75, 1, and keep the a with the best dev score (0: the start)."},
+    start_recipe: str = field(
+        default="auto",
+        metadata={"help": "How the model's start is kept: 'keep' gives it the training mentions as label examples "
+                  "first (FiveFine, encoder type space: the training-free typer, which dev selection can keep) and "
+                  "after training keeps start + a (trained - start), a in 0, 0.25, ..., 1 chosen on dev (0: the "
+                  "start); 'train' fine-tunes as is; 'auto' (default) is 'keep' from a FiveFine checkpoint that takes "
+                  "examples (the winner on OntoNotes dev from the general model, BENCHMARKS.md), 'train' otherwise."},
     )  # fmt: skip
     fit_mlm_head: str = field(
         default="auto",
@@ -197,6 +194,8 @@ class FineTuneArguments:
             raise ValueError("--restrict_eval_labels needs --labels_file (the label set to restrict to).")
         if self.type_space not in ("encoder", "mlm"):
             raise ValueError(f"--type_space must be 'encoder' or 'mlm', got {self.type_space!r}.")
+        if self.start_recipe not in START_RECIPES:
+            raise ValueError(f"--start_recipe must be one of {START_RECIPES}, got {self.start_recipe!r}.")
         if self.fit_mlm_head not in ("auto", "never"):
             raise ValueError(f"--fit_mlm_head must be 'auto' or 'never', got {self.fit_mlm_head!r}.")
         for path in self.mlm_head_texts or []:
@@ -241,9 +240,10 @@ def main(argv: list[str] | None = None) -> dict:
     splits, labels = load_data(args)
     label_phrases = label_phrases_of(labels, args)
     model, tokenizer = build_model(args, label_phrases, accelerator, train_args.seed)
-    if args.label_examples_start:
+    keep_start = keeps_the_start(args, model)
+    if keep_start:
         start_with_label_examples(model, tokenizer, label_phrases, splits.train)
-    start = snapshot(model) if args.interpolate_with_start else None
+    start = snapshot(model) if keep_start else None
     # Building from a plain encoder and from a checkpoint draw different amounts of randomness; seeding again makes
     # dropout and batch order depend on the seed alone, so two encoders compared under one seed see the same stream.
     set_seed(train_args.seed)
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
         sample_seed=args.sample_seed if args.k_shot else None,
         train_examples=len(splits.train),
         num_types=len(labels),
-        label_examples_start=args.label_examples_start,
+        start_recipe="keep" if keep_start else "train",
         interpolation=interpolation,
     )
     accelerator.unwrap_model(model).config.decision = args.decision
@@ -438,12 +438,23 @@ def label_phrases_of(labels: list[str], args: FineTuneArguments) -> dict[str, st
 
 
 # ------------------------------------------------------------------------------------------------------- model
+def keeps_the_start(args: FineTuneArguments, model) -> bool:
+    """Whether the run keeps its start: `--start_recipe keep`, or `auto` from a FiveFine checkpoint taking examples."""
+    if args.start_recipe == "auto":
+        name = args.model_name_or_path or default_encoder()
+        keep = AutoConfig.from_pretrained(name).model_type == "fivefine" and model.supports_label_examples
+        start = "a FiveFine checkpoint that takes label examples" if keep else "not a typer with examples"
+        logger.info(f"--start_recipe auto: {'keep' if keep else 'train'} (the start is {start})")
+        return keep
+    return args.start_recipe == "keep"
+
+
 def start_with_label_examples(model, tokenizer, label_phrases: dict[str, str], train: datasets.Dataset) -> None:
     """The training mentions as the model's label examples (each an example of its training targets)."""
     if not model.supports_label_examples:
         raise ValueError(
-            f"--label_examples_start: {type(model).__name__} in this configuration takes no label examples (FiveFine "
-            "in the encoder type space does); leave the flag out."
+            f"--start_recipe keep: {type(model).__name__} in this configuration takes no label examples (FiveFine "
+            "in the encoder type space does); pass --start_recipe train."
         )
     examples: dict[str, list[tuple[str, int, int]]] = {}
     for record in train:

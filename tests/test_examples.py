@@ -488,13 +488,14 @@ def test_restricting_dev_or_test_to_no_mention_says_so(tiny_checkpoint, fet_file
 
 
 def test_finetune_from_label_examples_with_interpolation_chosen_on_dev(tiny_tokenizer, fet_files, tmp_path):
-    """Issue #25 item 4: the start holds the training mentions as label examples, and the saved model is the
-    start-to-trained mix with the best dev score (its weights exactly that mix)."""
+    """Issue #25 item 4 (`--start_recipe keep`, the default from a FiveFine checkpoint that takes examples): the start
+    holds the training mentions as label examples, and the saved model is the start-to-trained mix with the best dev
+    score."""
     checkpoint = tmp_path / "encoder-space"
     make_tiny_model(tiny_tokenizer, type_space="encoder").save_pretrained(checkpoint)
     tiny_tokenizer.save_pretrained(checkpoint)
     summary = finetune_fet.main(
-        fet_args(str(checkpoint), fet_files, tmp_path / "out", "--label_examples_start", "--interpolate_with_start")
+        fet_args(str(checkpoint), fet_files, tmp_path / "out")  # auto: a FiveFine checkpoint that takes examples
     )
     interpolation = summary["interpolation"]
     assert [entry["weight"] for entry in interpolation["dev"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -506,13 +507,17 @@ def test_finetune_from_label_examples_with_interpolation_chosen_on_dev(tiny_toke
     )
     model = AutoModel.from_pretrained(tmp_path / "out")
     assert sorted(model.config.label_example_labels) == sorted(model.config.label_list())
-    assert summary["label_examples_start"] is True
+    assert summary["start_recipe"] == "keep"
 
     mlm = tmp_path / "mlm-space"
     make_tiny_model(tiny_tokenizer).save_pretrained(mlm)
     tiny_tokenizer.save_pretrained(mlm)
-    with pytest.raises(ValueError, match="--label_examples_start: .* takes no label examples"):
-        finetune_fet.main(fet_args(str(mlm), fet_files, tmp_path / "mlm-out", "--label_examples_start"))
+    with pytest.raises(ValueError, match="--start_recipe keep: .* takes no label examples.*--start_recipe train"):
+        finetune_fet.main(fet_args(str(mlm), fet_files, tmp_path / "mlm-out", "--start_recipe", "keep"))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    trained = finetune_fet.main(fet_args(str(mlm), fet_files, tmp_path / "mlm-auto"))  # auto: no examples, so train
+    assert trained["start_recipe"] == "train" and trained["interpolation"] is None
 
 
 def test_interpolation_mixes_floating_weights_and_keeps_the_rest():

@@ -104,6 +104,7 @@ def test_make_model_recipe_end_to_end(tiny_tokenizer, tmp_path, caplog):
     index = {(result.dataset_name, result.metric_name): result.metric_value for result in card.data.eval_results}
     assert index[("UFET crowd (Choi et al., 2018)", "Macro F1 (loose)")] == results["test_macro_f1"]
     assert index[("FIGER", "Micro F1 (loose), zero-shot")] == 0.5
+    assert not any(name == "UFET (crowd test)" for name, _ in index)  # trained on UFET: not a zero-shot claim
     assert "| FIGER | 3 | 2 | Micro F1 (loose) | 50.00 | 25.00 | n/a |" in card.text
     assert "| UFET (crowd test) † |" in card.text and "## Calibration" in card.text
     assert "python examples/build_general_model.py --model_name_or_path" in card.text

@@ -91,7 +91,9 @@ class ZeroShotTable:
         return cls(rows, content.get("command"))
 
     def eval_results(self) -> list[EvalResult]:
-        """One `model-index` entry per schema: the model's headline score (dev-free: no schema trained it)."""
+        """One `model-index` entry per schema the model was not trained on: its headline score. Rows of UFET data
+        (`ufet_derived`) stay in the card's table but claim nothing: for a model trained on UFET they are not
+        zero-shot, and the run's own UFET test scores are the claim."""
         return [
             EvalResult(
                 task_type=TASK,
@@ -104,6 +106,7 @@ class ZeroShotTable:
                 metric_value=float(row["systems"]["general"][row["headline"]]),
             )
             for row in self.rows
+            if not row.get("ufet_derived")
         ]
 
     def card_rows(self) -> list[dict[str, Any]]:
