@@ -27,7 +27,7 @@ from modeling_entity_typing.export.hub import export_for_hub
 from modeling_entity_typing.export.model_card import ZeroShotTable
 from modeling_entity_typing.output_paths import refuse_to_replace
 from modeling_entity_typing.training.checkpoints import has_checkpoints
-from modeling_entity_typing.training.training_args import Range, check_ranges
+from modeling_entity_typing.training.training_args import SEED_RANGE, Range, check_ranges
 
 
 logger = logging.getLogger("build_general_model")
@@ -78,8 +78,8 @@ class BuildArguments:
         default=1e-2, metadata={"help": "Learning rate of the type scorer's scale and bias."}
     )
     per_device_train_batch_size: Annotated[int, Range(ge=1)] = field(default=32, metadata={"help": "Batch size."})
-    seed: int = field(default=1, metadata={"help": "Training seed."})
-    threshold_groups: list[int] = field(
+    seed: Annotated[int, SEED_RANGE] = field(default=1, metadata={"help": "Training seed."})
+    threshold_groups: Annotated[list[int], Range(ge=1)] = field(
         default_factory=lambda: [9, 121],
         metadata={"help": "Sizes of the leading groups of types.txt with a decision threshold each, chosen on dev "
                   "(UFET: 9 general, 121 fine; the ultra-fine rest share one)."},

@@ -146,7 +146,7 @@ class UFETArguments:
                   "mean what they say; stored in the config with the threshold mapped through it (same labels, "
                   "same rankings); ECE and reliability before and after, on dev and test, go into all_results.json."},
     )  # fmt: skip
-    threshold_groups: list[int] | None = field(
+    threshold_groups: Annotated[list[int] | None, Range(ge=1, note="unset: one threshold")] = field(
         default=None,
         metadata={"help": "Sizes of leading groups of --types_file that get a decision threshold each, chosen on dev "
                   "after selection; the other types share one (UFET: 9 121, its 9 general and 121 fine types)."},

@@ -114,11 +114,15 @@ def argument_ranges(arguments_class: type) -> dict[str, tuple[Range, bool]]:
 
 
 def check_ranges(arguments: object) -> None:
-    """Refuse the first field of an argument dataclass whose value is outside its declared `Range`."""
+    """Refuse the first field of an argument dataclass whose value (or, for a list, one of its values) is outside its
+    declared `Range`."""
     for name, (legal, optional) in argument_ranges(type(arguments)).items():
         value = getattr(arguments, name)
-        if not (value is None and optional) and value not in legal:
-            raise ValueError(f"--{name} {legal.requirement(value, optional)}")
+        if value is None and optional:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:  # a list: each of its numbers
+            if item not in legal:
+                raise ValueError(f"--{name} {legal.requirement(item, optional)}")
 
 
 @dataclass
