@@ -13,6 +13,7 @@ reused (and said so). An existing `--output_dir` is refused before anything runs
 """
 
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -36,6 +37,15 @@ HERE = Path(__file__).resolve().parent
 PRETRAIN = HERE / "pretrain_ufet.py"
 ZERO_SHOT_BENCHMARK = HERE.parent / "benchmarks" / "bench_zero_shot_schemas.py"
 DEFAULT_DATA_DIR = HERE.parent.parent / "shared" / "data"
+
+
+def shown(path: str | Path) -> str:
+    """`path` relative to the working directory when it is below its parent (commands that cards and logs show stay
+    free of one machine's absolute paths), else as given."""
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("../../") else str(path)
+
+
 # What the general model is trained with (BENCHMARKS.md, "The general model"): encoder type space, type bank.
 RECIPE = [
     "--type_space", "encoder", "--type_bank_refresh_steps", "50", "--mlm_loss_weight", "0", "--nwp_loss_weight", "0",
@@ -60,7 +70,7 @@ class BuildArguments:
         default=None, metadata={"help": "The encoder to start from; default: the bundled all-MiniLM-L6-v2."}
     )
     data_dir: str = field(
-        default=str(DEFAULT_DATA_DIR), metadata={"help": "Folder with ufet/ (and the zero-shot table's data)."}
+        default=shown(DEFAULT_DATA_DIR), metadata={"help": "Folder with ufet/ (and the zero-shot table's data)."}
     )
     # UFET dev macro-F1 at steps 200 / 400 / 600 / 800 of an 800-step run: 38.90 / 40.30 / 40.58 / 39.93; the learning
     # rate is constant, so a 600-step run is that run's first 600 steps and ends on the model it selected.
@@ -137,7 +147,7 @@ def train(args: BuildArguments, run_dir: Path) -> None:
         return
     ufet = Path(args.data_dir, "ufet")
     command = [
-        sys.executable, str(PRETRAIN), "--train_file", str(ufet / "train.json"),
+        sys.executable, shown(PRETRAIN), "--train_file", str(ufet / "train.json"),
         "--validation_file", str(ufet / "dev.json"), "--test_file", str(ufet / "test.json"),
         "--types_file", str(ufet / "types.txt"), *RECIPE, "--output_dir", str(run_dir),
         "--threshold_groups", *map(str, args.threshold_groups),
@@ -164,7 +174,7 @@ def zero_shot_table(args: BuildArguments, run_dir: Path, table: Path) -> ZeroSho
     if table.is_file():
         logger.info(f"Zero-shot table: reusing {table} (delete it to measure again).")
     else:
-        command = [sys.executable, str(ZERO_SHOT_BENCHMARK), "--model", str(run_dir), "--data_dir", args.data_dir,
+        command = [sys.executable, shown(ZERO_SHOT_BENCHMARK), "--model", str(run_dir), "--data_dir", args.data_dir,
                    "--output", str(table)]  # fmt: skip
         if args.model_name_or_path:
             command += ["--encoder", args.model_name_or_path]

@@ -41,9 +41,10 @@ def test_demo_recipe_keeps_its_quality(tmp_path, real_encoder_path):
         assert summary[f"dev_{key}"] == pytest.approx(best[key], abs=1e-9), key
 
 
-# The general recipe for 100 steps (the full recipe trains 800): zero-shot OntoNotes dev micro-F1 measured MEASURED
+# The general recipe for 100 steps (`make model` trains 600): zero-shot micro-F1 on OntoNotes dev measured 0.6896
+# (BENCHMARKS.md, "The general model"); the plain MiniLM scores 53.59 on the OntoNotes test.
 GENERAL_STEPS = 100
-ONTONOTES_DEV_ZERO_SHOT_FLOOR = None
+ONTONOTES_DEV_ZERO_SHOT_FLOOR = 0.65
 
 
 @pytest.mark.slow
