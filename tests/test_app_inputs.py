@@ -129,7 +129,8 @@ def test_a_folder_without_a_model_is_refused_with_the_reason(tmp_path):
         app.load_typer(str(tmp_path))
 
 
-def test_model_and_host_arguments(monkeypatch):
+def test_model_and_host_arguments(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no outputs/ here: the default is the demo model's folder
     monkeypatch.delenv(app.MODEL_ENV, raising=False)
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     assert app.parse_args([]).model == "outputs/demo" and app.parse_args([]).host == "127.0.0.1"

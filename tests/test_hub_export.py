@@ -236,7 +236,7 @@ def test_fivefine_code_set_follows_its_imports(exports):
     assert "from .configuration_fivefine import FiveFineConfig\n" in modeling  # was `from .configuration import`
     pipeline_code = (folder / "pipeline_entity_typing.py").read_text()
     assert "from .mention_inputs import EntityTypingInputError, InvalidInput, " in pipeline_code  # was `from ..`
-    assert "from .decision import check_rule_options, decide, resolve_rule\n" in pipeline_code
+    assert "from .decision import check_rule_options, decide, own_thresholds, resolve_rule\n" in pipeline_code
 
 
 def test_exported_card_records_the_runs_test_scores(exported):
