@@ -43,7 +43,13 @@ from modeling_entity_typing.calibration import (
 )
 from modeling_entity_typing.data.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
 from modeling_entity_typing.decision import decide, own_thresholds
-from modeling_entity_typing.evaluation.scoring import gold_matrix, tune_group_thresholds, tune_threshold, typing_scores
+from modeling_entity_typing.evaluation.scoring import (
+    check_threshold_groups,
+    gold_matrix,
+    tune_group_thresholds,
+    tune_threshold,
+    typing_scores,
+)
 from modeling_entity_typing.fivefine import NWP_KEYS, NeighborWordInputs
 from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
@@ -236,12 +242,11 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(train_args.seed)
 
     types = read_types(args.types_file)
-    groups = args.threshold_groups or []
-    if groups and (min(groups) < 1 or sum(groups) >= len(types)):
-        raise ValueError(
-            f"--threshold_groups {' '.join(map(str, groups))}: sizes of leading groups of --types_file must be >= 1 "
-            f"and leave types for the last group ({len(types)} types in {args.types_file})."
-        )
+    if args.threshold_groups:  # before training, not after it
+        try:
+            check_threshold_groups(args.threshold_groups, len(types))
+        except ValueError as error:
+            raise ValueError(f"--threshold_groups, --types_file {args.types_file}: {error}") from None
     model, tokenizer = build_model(args, types)
     if model.config.type_space == "encoder" and args.mlm_loss_weight > 0:
         raise ValueError(

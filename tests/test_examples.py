@@ -243,7 +243,8 @@ def test_pretrain_ufet_with_mlm_and_nwp(tiny_checkpoint, tmp_path):
                                              for index, label in enumerate(labels[:5])}  # fmt: skip
     bad = [*args[:-2], "--output_dir", str(tmp_path / "bad")]
     bad[bad.index("--threshold_groups") + 1] = "5"
-    with pytest.raises(ValueError, match=r"--threshold_groups 5 3: .* leave types for the last group \(8 types"):
+    bad_groups = r"--threshold_groups, --types_file .*Threshold groups 5 3 .* leave labels for the last group \(8"
+    with pytest.raises(ValueError, match=bad_groups):
         pretrain_ufet.main(bad)
     AcceleratorState._reset_state(True)
     GradientState._reset_state()

@@ -39,7 +39,7 @@ def test_group_thresholds_find_what_a_single_threshold_cannot():
     thresholds, grouped = tune_group_thresholds(probabilities, references, labels, [4], start=0.5)
     assert thresholds[0] <= 0.6 and thresholds[1] > 0.9
     assert grouped["macro_f1"] == pytest.approx(1.0) and grouped["macro_f1"] > single["macro_f1"]
-    with pytest.raises(ValueError, match="must be positive sizes that leave labels"):
+    with pytest.raises(ValueError, match="Threshold groups 24 must be positive sizes that leave labels"):
         tune_group_thresholds(probabilities, references, labels, [24], start=0.5)
 
 

@@ -126,6 +126,15 @@ def tune_threshold(
 GROUP_THRESHOLD_GRID = (*THRESHOLD_GRID, 0.96, 0.97, 0.98, 0.99)
 
 
+def check_threshold_groups(group_sizes: Sequence[int], num_labels: int) -> None:
+    """Threshold groups are positive sizes of leading groups of labels that leave labels for the last group."""
+    if any(size < 1 for size in group_sizes) or sum(group_sizes) >= num_labels:
+        raise ValueError(
+            f"Threshold groups {' '.join(map(str, group_sizes))} must be positive sizes that leave labels for the "
+            f"last group ({num_labels} labels)."
+        )
+
+
 def tune_group_thresholds(
     probabilities,
     references: Sequence[Sequence[str]],
@@ -139,11 +148,7 @@ def tune_group_thresholds(
     `group_sizes[0]` labels, the next `group_sizes[1]`, ..., and the rest (UFET: 9 general types, 121 fine, then the
     ultra-fine ones). Coordinate ascent from `start` for every group: each round sets each group's threshold to its
     best on the grid with the others fixed (ties: keep the current one). Choose them on dev data."""
-    if any(size < 1 for size in group_sizes) or sum(group_sizes) >= len(labels):
-        raise ValueError(
-            f"Threshold groups {list(group_sizes)} must be positive sizes that leave labels for the last group "
-            f"({len(labels)} labels)."
-        )
+    check_threshold_groups(group_sizes, len(labels))
     rule = _ThresholdRuleScores(probabilities, references, labels)
     group_of = torch.repeat_interleave(
         torch.arange(len(group_sizes) + 1), torch.tensor([*group_sizes, len(labels) - sum(group_sizes)])
@@ -179,6 +184,7 @@ __all__ = [
     "METRIC_PATH",
     "GROUP_THRESHOLD_GRID",
     "THRESHOLD_GRID",
+    "check_threshold_groups",
     "gold_matrix",
     "load_typing_metric",
     "loose_macro",

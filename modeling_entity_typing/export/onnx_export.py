@@ -338,6 +338,10 @@ class OnnxEntityTyper:
             )
         self.metadata = json.loads((export_dir / METADATA_FILE).read_text())
         self.labels: list[str] = self.metadata["labels"]
+        # the default threshold of each label, built once (a tensor of 10,331 for UFET's types)
+        self._default_thresholds = own_thresholds(
+            self.metadata["threshold"], self.metadata.get("label_thresholds"), self.labels
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(export_dir)
         # The mention template is the model family's; building the model on the meta device gives its encoder
         # without loading (or having) any weight.
@@ -426,8 +430,7 @@ class OnnxEntityTyper:
         if not mentions:
             return []
         probabilities = torch.from_numpy(self._run_encoded(encoded, batch_size)["logits"]).sigmoid()
-        default = own_thresholds(self.metadata["threshold"], self.metadata.get("label_thresholds"), self.labels)
-        rule, cut = resolve_rule(decision, threshold, top_k, self.metadata["decision"], default)
+        rule, cut = resolve_rule(decision, threshold, top_k, self.metadata["decision"], self._default_thresholds)
         return [
             {
                 "mention": m.text[m.start : m.end],
