@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import datasets
 
@@ -40,9 +40,6 @@ from ..mention_inputs import check_encodable
 
 logger = logging.getLogger(__name__)
 
-MentionFormat = Literal["mentions", "ufet", "ali", "afet", "tsv", "bio"]
-FORMATS: tuple[str, ...] = ("mentions", "ufet", "ali", "afet", "tsv", "bio")
-JSON_FORMATS: tuple[str, ...] = FORMATS[:4]  # one JSON object per line; record ids come from the file
 FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
@@ -62,6 +59,8 @@ class MentionDataError(ValueError):
 _GZIP_MAGIC = b"\x1f\x8b"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 UnknownKeys = Literal["error", "warn"]
+# Where an "ali" record's right context is read: its token list, or its text field (see `read_ali`).
+RightContext = Literal["tokens", "text"]
 # How many repeated record ids a file's warning spells out (it counts all of them).
 LISTED_REPEATED_IDS = 10
 
@@ -84,13 +83,6 @@ def _is_gzip(path: Path) -> bool:
             f"{path.name + '.gz'!r} (or decompress it with `gunzip -c`)."
         )
     return gzipped
-
-
-def _open_text(path: Path):
-    """A UTF-8 text handle on a plain or `.gz` file; a byte-order mark is skipped."""
-    if _is_gzip(path):
-        return gzip.open(path, "rt", encoding="utf-8-sig")
-    return open(path, encoding="utf-8-sig")
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -415,15 +407,15 @@ def read_ufet(path: Path, unknown_keys: UnknownKeys = "error", check_ids: bool =
 
 def read_ali(
     path: Path,
-    right_context: Literal["tokens", "text"] = "tokens",
+    right_context: RightContext = "tokens",
     unknown_keys: UnknownKeys = "error",
     check_ids: bool = True,
 ) -> Iterator[dict]:
     """FiveFine's few-shot format. `right_context="tokens"` reads the token list, which is correct in every file;
     `"text"` reads `right_context_text` as the reference loader does, which in FiveFine's OntoNotes few-shot *train*
     files is a copy of the left context (a defect of the released data)."""
-    if right_context not in ("tokens", "text"):
-        raise ValueError(f"`right_context` must be 'tokens' or 'text', got {right_context!r}.")
+    if right_context not in get_args(RightContext):
+        raise ValueError(f"`right_context` must be one of {get_args(RightContext)}, got {right_context!r}.")
     warned: set[str] = set()
     ids = _IdLines(path, check_ids)
     for line_number, obj in _json_lines(path):
@@ -581,14 +573,41 @@ def read_bio(path: Path, label_map: Callable[[str], str] = few_nerd_label) -> It
         yield from mentions_of(tokens, tags, line_numbers)
 
 
-READERS: dict[str, Callable[..., Iterator[dict]]] = {
-    "mentions": read_mentions_jsonl,
-    "ufet": read_ufet,
-    "ali": read_ali,
-    "afet": read_afet,
-    "tsv": read_tsv,
-    "bio": read_bio,
+# ------------------------------------------------------------------------------------------------------ the formats
+@dataclass(frozen=True)
+class DataFormat:
+    """A row of `FORMATS`: the format's reader, and what `detect_format` knows it by in a file's first record: a
+    JSON-lines format by a key only its records hold, a text format by the shape of its line."""
+
+    read: Callable[..., Iterator[dict]]
+    json_key: str | None = None
+    line_matches: Callable[[str], bool] | None = None
+
+    @property
+    def is_json(self) -> bool:
+        """One JSON object per line, so record ids come from the file."""
+        return self.json_key is not None
+
+
+def _is_tsv_line(line: str) -> bool:
+    return len(line.rstrip("\n").split("\t")) == 4  # start, end, context, type
+
+
+def _is_bio_line(line: str) -> bool:
+    return len(line.rstrip("\n").split("\t")) == 2 or len(line.split()) == 2  # token and tag
+
+
+# The one table of data formats, in the order `detect_format` tries them.
+FORMATS: dict[str, DataFormat] = {
+    "mentions": DataFormat(read_mentions_jsonl, json_key="text"),
+    "ufet": DataFormat(read_ufet, json_key="mention_span"),
+    "ali": DataFormat(read_ali, json_key="y_category"),
+    "afet": DataFormat(read_afet, json_key="tokens"),
+    "tsv": DataFormat(read_tsv, line_matches=_is_tsv_line),
+    "bio": DataFormat(read_bio, line_matches=_is_bio_line),
 }
+# A format's name, as a type: a script's `--data_format: MentionFormat | None` lets `HfArgumentParser` check it.
+MentionFormat = Literal[tuple(FORMATS)]
 
 
 def detect_format(path: str | PathLike) -> str:
@@ -600,18 +619,16 @@ def detect_format(path: str | PathLike) -> str:
     try:
         obj = _parse_json(line, path, line_number)
     except MentionDataError:
-        fields = line.rstrip("\n").split("\t")
-        if len(fields) == 4:
-            return "tsv"
-        if len(fields) == 2 or len(line.split()) == 2:
-            return "bio"
+        for name, data_format in FORMATS.items():
+            if data_format.line_matches is not None and data_format.line_matches(line):
+                return name
         if line.lstrip().startswith(("{", "[")):
             raise  # meant as JSON: say why it does not parse, not that the format is unknown
         obj = None
     if isinstance(obj, dict):
-        for fmt, key in (("mentions", "text"), ("ufet", "mention_span"), ("ali", "y_category"), ("afet", "tokens")):
-            if key in obj:
-                return fmt
+        for name, data_format in FORMATS.items():
+            if data_format.is_json and data_format.json_key in obj:
+                return name
     raise MentionDataError(
         f"{path}:{line_number}: cannot tell the format of this file; pass one of {', '.join(FORMATS)}."
     )
@@ -629,11 +646,11 @@ def iter_mentions(
     if not path.is_file():
         raise FileNotFoundError(f"No data file at {path}.")
     format = format or detect_format(path)
-    if format not in READERS:
+    if format not in FORMATS:
         raise ValueError(f"Unknown data format {format!r}; choose one of {', '.join(FORMATS)}.")
-    if format in JSON_FORMATS:
+    if FORMATS[format].is_json:
         reader_options = {**reader_options, "check_ids": check_ids}
-    return READERS[format](path, **reader_options)
+    return FORMATS[format].read(path, **reader_options)
 
 
 def load_mentions(
@@ -720,7 +737,10 @@ def labels_in(dataset: datasets.Dataset) -> list[str]:
 __all__ = [
     "FEATURES",
     "FORMATS",
+    "DataFormat",
     "MentionDataError",
+    "MentionFormat",
+    "RightContext",
     "SchemaReport",
     "detect_format",
     "few_nerd_label",
