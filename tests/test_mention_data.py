@@ -14,6 +14,7 @@ from modeling_entity_typing.data.mention_data import (
     few_nerd_label,
     iter_mentions,
     load_mentions,
+    read_label_list,
     restrict_to_labels,
 )
 
@@ -291,6 +292,25 @@ def test_restrict_to_labels_counts_everything_it_removes(tmp_path, caplog):
     assert restricted["text"] == ["a", "c"]
     assert report.records == 3 and report.records_dropped == 1 and report.labels_dropped == {"/zoo": 3}
     assert "3 labels outside the label set were removed (/zoo x3); 1 of 3 records" in caplog.text
+
+    # a stream the same, counted as it is read (the caller logs the report once the stream is consumed)
+    streamed, stream_report = restrict_to_labels(load_mentions(path, streaming=True), ["/person", "/person/x"])
+    assert stream_report.records == 0
+    assert [(record["text"], record["labels"]) for record in streamed] == list(
+        zip(restricted["text"], restricted["labels"])
+    )
+    assert stream_report == report
+
+
+def test_label_lists_keep_file_order_and_refuse_or_merge_repeats(tmp_path):
+    path = tmp_path / "types.txt"
+    path.write_bytes("\ufeffperson\t3\r\n\ncity\n person \nriver\n".encode())
+    assert read_label_list(path) == ["person", "city", "river"]  # BOM, tab column, CRLF, blank lines, repeats merged
+    with pytest.raises(MentionDataError, match=r"types.txt:4: 'person' is listed again \(first on line 1\)"):
+        read_label_list(path, repeats="error")
+    path.write_bytes(b"caf\xe9\n")
+    with pytest.raises(MentionDataError, match=r"types.txt:1: not valid UTF-8"):
+        read_label_list(path)
 
 
 def test_streaming_reads_lazily(tmp_path):

@@ -27,11 +27,11 @@ import re
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import datasets
 
@@ -61,6 +61,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 UnknownKeys = Literal["error", "warn"]
 # Where an "ali" record's right context is read: its token list, or its text field (see `read_ali`).
 RightContext = Literal["tokens", "text"]
+DatasetOrStream = TypeVar("DatasetOrStream", datasets.Dataset, datasets.IterableDataset)
 # How many repeated record ids a file's warning spells out (it counts all of them).
 LISTED_REPEATED_IDS = 10
 
@@ -694,6 +695,16 @@ class SchemaReport:
     records_dropped: int = 0
     labels_dropped: Counter = field(default_factory=Counter)
 
+    def keep_known(self, record: dict, allowed: Container[str]) -> dict:
+        """The record's `labels` and `extra_labels` inside `allowed`; what is dropped is counted, and so is the
+        record when no label is left (the caller skips it)."""
+        self.records += 1
+        kept = [label for label in record["labels"] if label in allowed]
+        self.labels_dropped.update(label for label in record["labels"] if label not in allowed)
+        if not kept:
+            self.records_dropped += 1
+        return {"labels": kept, "extra_labels": [label for label in record["extra_labels"] if label in allowed]}
+
     def log(self, name: str) -> None:
         if self.records_dropped or self.labels_dropped:
             top = ", ".join(f"{label} x{count}" for label, count in self.labels_dropped.most_common(10))
@@ -706,27 +717,53 @@ class SchemaReport:
 
 
 def restrict_to_labels(
-    dataset: datasets.Dataset, labels: Iterable[str], name: str = "data"
-) -> tuple[datasets.Dataset, SchemaReport]:
-    """Drop labels outside `labels` (and records left without any), counting each; the report is also logged."""
+    dataset: DatasetOrStream, labels: Iterable[str], name: str = "data"
+) -> tuple[DatasetOrStream, SchemaReport]:
+    """Drop labels outside `labels` (and records left without any), counting each (`SchemaReport.keep_known`).
+
+    A `Dataset` is restricted now and the report logged; a stream is restricted as it is read, so its report fills
+    up while it is iterated: log it (`report.log(name)`) once the stream has been read.
+    """
     allowed = set(labels)
-    report = SchemaReport(records=len(dataset))
-    keep_labels, keep_extra, keep_rows = [], [], []
-    for row, (record_labels, extra) in enumerate(zip(dataset["labels"], dataset["extra_labels"])):
-        kept = [label for label in record_labels if label in allowed]
-        report.labels_dropped.update(label for label in record_labels if label not in allowed)
-        if kept:
-            keep_rows.append(row)
-            keep_labels.append(kept)
-            keep_extra.append([label for label in extra if label in allowed])
-        else:
-            report.records_dropped += 1
+    report = SchemaReport()
+    if isinstance(dataset, datasets.IterableDataset):
+        kept = dataset.map(lambda record: report.keep_known(record, allowed))
+        return kept.filter(lambda record: bool(record["labels"])), report
+    records = [
+        report.keep_known({"labels": record_labels, "extra_labels": extra}, allowed)
+        for record_labels, extra in zip(dataset["labels"], dataset["extra_labels"])
+    ]
+    keep_rows = [row for row, record in enumerate(records) if record["labels"]]
     restricted = dataset.select(keep_rows)
     restricted = restricted.remove_columns(["labels", "extra_labels"])
-    restricted = restricted.add_column("labels", keep_labels, feature=FEATURES["labels"])
-    restricted = restricted.add_column("extra_labels", keep_extra, feature=FEATURES["extra_labels"])
+    for column in ("labels", "extra_labels"):
+        values = [records[row][column] for row in keep_rows]
+        restricted = restricted.add_column(column, values, feature=FEATURES[column])
     report.log(name)
     return restricted, report
+
+
+def read_label_list(path: str | PathLike, repeats: Literal["merge", "error"] = "merge") -> list[str]:
+    """The labels of a label file, in file order: one a line, blank lines skipped, anything after a tab ignored (so
+    a `label<TAB>phrase` or `label<TAB>count` file reads as its labels); UTF-8, `.gz` too.
+
+    A label listed again is merged into its first line (`repeats="merge"`: FiveFine's vocabulary files repeat
+    some), or refused with both lines (`"error"`: where a label's line means something, as in UFET's types file,
+    whose leading groups get thresholds of their own).
+    """
+    path = Path(path)
+    first_line: dict[str, int] = {}
+    for line_number, line in _lines(path):
+        label = line.split("\t")[0].strip()
+        if not label:
+            continue
+        if label in first_line and repeats == "error":
+            raise MentionDataError(
+                f"{path}:{line_number}: {label!r} is listed again (first on line {first_line[label]}); each label "
+                "must appear once: remove one of the two lines."
+            )
+        first_line.setdefault(label, line_number)
+    return list(first_line)
 
 
 def labels_in(dataset: datasets.Dataset) -> list[str]:
@@ -750,6 +787,7 @@ __all__ = [
     "read_afet",
     "read_ali",
     "read_bio",
+    "read_label_list",
     "read_mentions_jsonl",
     "read_tsv",
     "read_ufet",
