@@ -7,34 +7,30 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import datasets
 import torch
+
+from modeling_entity_typing.data.mention_data import load_mentions, read_label_list
 
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def ufet_types(data_dir: Path) -> list[str]:
-    return (data_dir / "ufet" / "types.txt").read_text().split()
+    """UFET's type vocabulary in file order, as `pretrain_ufet.py` reads it."""
+    return read_label_list(data_dir / "ufet" / "types.txt", repeats="error")
+
+
+def ufet_records(path: Path, limit: int | None = None) -> datasets.Dataset:
+    """The first `limit` records of a UFET file (all of them: None), as the training scripts read them."""
+    records = load_mentions(path, "ufet")
+    return records if limit is None else records.select(range(min(limit, len(records))))
 
 
 def ufet_mentions(path: Path, limit: int | None = None) -> list[tuple[str, int, int]]:
-    """UFET JSON lines as (text, start, end): tokens joined by spaces, the mention between the two contexts."""
-    mentions = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            try:
-                record = json.loads(line)
-                left = " ".join(record["left_context_token"])
-                mention = record["mention_span"]
-                right = " ".join(record["right_context_token"])
-            except (json.JSONDecodeError, KeyError) as error:
-                raise ValueError(f"{path}:{line_number}: not a UFET record ({error!r})") from error
-            start = len(left) + 1 if left else 0
-            text = (left + " " if left else "") + mention + (" " + right if right else "")
-            mentions.append((text, start, start + len(mention)))
-            if limit is not None and len(mentions) == limit:
-                break
-    return mentions
+    """The first `limit` mentions of a UFET file as (text, start, end)."""
+    records = ufet_records(path, limit)
+    return list(zip(records["text"], records["start"], records["end"]))
 
 
 def pad_batches(encoded: Sequence, batch_size: int, pad_id: int) -> list[dict[str, torch.Tensor]]:
