@@ -31,8 +31,8 @@ import datasets
 from transformers import HfArgumentParser
 
 from modeling_entity_typing.crossc.distant_supervision import (
-    CORPUS_FORMATS,
     RULES,
+    CorpusFormat,
     LinkReport,
     load_entity_linked,
     load_kb,
@@ -52,7 +52,7 @@ class BuildArguments:
 
     corpus: list[str] = field(metadata={"help": "Entity-linked corpus files (JSON lines, or ERNIE JSON arrays)."})
     output: str = field(metadata={"help": "Output JSON-lines file; the report goes to <stem>.report.json."})
-    corpus_format: str | None = field(default=None, metadata={"help": f"One of {CORPUS_FORMATS}; default: detected."})
+    corpus_format: CorpusFormat | None = field(default=None, metadata={"help": "Default: detected."})
     lang: str | None = field(default=None, metadata={"help": "Language of sentences that name none (default en)."})
     kb: str | None = field(default=None, metadata={"help": "KB triples (TSV or JSON lines) for rule 'relation'."})
     rules: list[str] = field(default_factory=lambda: list(RULES), metadata={"help": f"Rules to apply, of {RULES}."})
@@ -81,8 +81,6 @@ class BuildArguments:
 
     def __post_init__(self):
         check_ranges(self)
-        if self.corpus_format is not None and self.corpus_format not in CORPUS_FORMATS:
-            raise ValueError(f"--corpus_format must be one of {CORPUS_FORMATS}, got {self.corpus_format!r}.")
         unknown = [rule for rule in self.rules if rule not in RULES]
         if unknown or not self.rules:
             raise ValueError(f"--rules takes names from {RULES}, got {self.rules}.")

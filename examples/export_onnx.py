@@ -21,7 +21,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -57,12 +57,8 @@ class ExportArguments:
         default=False, metadata={"help": "Export logits only, without the `mention_embeddings` output."}
     )
     check: bool = field(default=True, metadata={"help": "Compare onnxruntime with PyTorch on a few sentences."})
-    quantize: str | None = field(
-        default=None,
-        metadata={
-            "help": "Store onnxruntime's dynamic quantization of the graph instead of fp32.",
-            "choices": sorted(QUANTIZATION),
-        },
+    quantize: Literal[tuple(sorted(QUANTIZATION))] | None = field(
+        default=None, metadata={"help": "Store onnxruntime's dynamic quantization of the graph instead of fp32."}
     )
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a non-empty --output_dir."})
 

