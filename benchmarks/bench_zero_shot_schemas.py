@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from common import DEFAULT_DATA_DIR, machine, report, ufet_types
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from modeling_entity_typing import BertForPhraseTypeTyping
 from modeling_entity_typing.calibration import calibrated_scores
@@ -301,13 +301,9 @@ class CachedVectors:
 def typing_model(path: str, phrases: dict[str, str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A FiveFine checkpoint with `phrases` as its label set, or a plain encoder's zero-shot FiveFine model (encoder
     type space), as `bench_fet_baselines.py --method zero_shot_fivefine` builds them; with its tokenizer."""
-    if AutoConfig.from_pretrained(path).model_type == "fivefine":
-        model, tokenizer = AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-        model.set_label_set(phrases, tokenizer)
-    else:
-        model, tokenizer = BertForPhraseTypeTyping.from_encoder(
-            path, phrases, nwp_loss_weight=0.0, type_space="encoder"
-        )
+    model, tokenizer = BertForPhraseTypeTyping.for_labels(
+        path, phrases, new_model_overrides={"nwp_loss_weight": 0.0, "type_space": "encoder"}
+    )
     return model.eval(), tokenizer
 
 

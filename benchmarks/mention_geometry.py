@@ -25,7 +25,6 @@ import torch
 from common import DEFAULT_DATA_DIR, machine
 
 from modeling_entity_typing import MBertForContrastiveTyping
-from modeling_entity_typing.crossc import UNTYPED_LABEL
 from modeling_entity_typing.data.mention_data import load_mentions
 from modeling_entity_typing.prototypes import mention_embeddings
 
@@ -45,12 +44,7 @@ def parse_model(value: str) -> tuple[str, Path]:
 
 def load_model(path: Path):
     """A Cross-C folder as saved, or a plain encoder wrapped the way F-T starts from it."""
-    model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    if model_type == MBertForContrastiveTyping.config_class.model_type:
-        from transformers import AutoTokenizer
-
-        return MBertForContrastiveTyping.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-    return MBertForContrastiveTyping.from_encoder(path, [UNTYPED_LABEL])
+    return MBertForContrastiveTyping.for_labels(path, None)
 
 
 def paired_mentions(english: Path, portuguese: Path, limit: int) -> tuple[list, list, list[set[str]]]:

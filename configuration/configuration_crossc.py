@@ -9,15 +9,7 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
-from .configuration_entity_typing import (
-    DecisionRule,
-    EntityTypingConfigMixin,
-    as_float_field,
-    check_calibration,
-    check_finite,
-    check_label_thresholds,
-    check_unique_labels,
-)
+from .configuration_entity_typing import DecisionRule, EntityTypingConfigMixin
 
 
 CONTRASTIVE_DENOMINATORS = ("pos+neg", "neg")
@@ -93,13 +85,6 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
         "calibration_offset",
     )
 
-    def __setattr__(self, name: str, value: object) -> None:
-        """Strict field checks, with an `int` for a float field stored as a `float`."""
-        super().__setattr__(name, as_float_field(name, value, self.float_fields))
-
-    def validate_finite_numbers(self):
-        check_finite(self, self.float_fields)
-
     def validate_ranges(self):
         if not self.contrastive_temperature > 0:
             raise ValueError(f"`contrastive_temperature` must be > 0, got {self.contrastive_temperature!r}.")
@@ -107,24 +92,6 @@ class CrossCConfig(EntityTypingConfigMixin, BertConfig):
             raise ValueError(f"`cosine_scale` must be > 0, got {self.cosine_scale!r}.")
         if not 0.0 <= self.mention_mask_probability <= 1.0:
             raise ValueError(f"`mention_mask_probability` must be in [0, 1], got {self.mention_mask_probability!r}.")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"`threshold` is a probability and must be in [0, 1], got {self.threshold!r}.")
-
-    def validate_calibration(self):
-        check_calibration(self)
-
-    def validate_label_thresholds(self):
-        check_label_thresholds(self)
-
-    def validate_max_seq_length(self):
-        if not 6 <= self.max_seq_length <= self.max_position_embeddings:
-            raise ValueError(
-                f"`max_seq_length` must be between 6 and `max_position_embeddings` ({self.max_position_embeddings}), "
-                f"got {self.max_seq_length}."
-            )
-
-    def validate_label_set(self):
-        check_unique_labels(self.id2label, self.label2id)
 
 
 __all__ = ["CONTRASTIVE_DENOMINATORS", "CrossCConfig"]

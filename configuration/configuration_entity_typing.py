@@ -26,6 +26,16 @@ def check_finite(config: object, names: Sequence[str]) -> None:
             raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
 
 
+def check_labels(labels: Sequence, where: str = "the label set") -> None:
+    """Labels are non-empty strings, each once: the rule of every label set, wherever it is given."""
+    for index, label in enumerate(labels):
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"Label {index} must be a non-empty string, got {label!r} ({where}).")
+    if len(set(labels)) != len(labels):
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        raise ValueError(f"Each label must appear once in {where}; repeated: {repeated}.")
+
+
 def check_unique_labels(id2label: dict | None, label2id: dict | None = None) -> list:
     """The labels of `id2label` in id order; a clear error when an id is missing, a label repeated, or `label2id`
     is not its inverse."""
@@ -41,9 +51,7 @@ def check_unique_labels(id2label: dict | None, label2id: dict | None = None) -> 
             "lists in the same order), or set the label set with `model.set_label_set(labels, tokenizer)`."
         )
     labels = [id2label[index] for index in ids]
-    if len(set(labels)) != len(labels):
-        repeated = sorted({label for label in labels if labels.count(label) > 1})
-        raise ValueError(f"`id2label` must name each label once; repeated: {repeated}.")
+    check_labels(labels, "`id2label`")
     if label2id is not None:
         for index, label in enumerate(labels):
             if label2id.get(label) != index:
@@ -85,34 +93,58 @@ def without_locally_served_pipelines(config_dict: dict) -> dict:
     )
 
 
-def check_calibration(config: object) -> None:
-    """`calibration_slope` > 0: the Platt scaling of a family's scores must keep every ranking."""
-    if not config.calibration_slope > 0:
-        raise ValueError(
-            f"`calibration_slope` must be > 0 (a positive slope keeps each ranking), got {config.calibration_slope!r}."
-        )
-
-
-def check_label_thresholds(config: object) -> None:
-    """`label_thresholds` maps labels of the label set to probabilities: a threshold of their own."""
-    overrides = config.label_thresholds or {}
-    unknown = [label for label in overrides if label not in (config.label2id or {})]
-    if unknown:
-        raise ValueError(
-            f"`label_thresholds` names {len(unknown)} label(s) outside the label set (e.g. {unknown[0]!r}); it holds "
-            "thresholds of the model's own labels. Give labels of `id2label`, or None."
-        )
-    bad = {label: value for label, value in overrides.items() if not 0.0 <= value <= 1.0}
-    if bad:
-        raise ValueError(f"`label_thresholds` are probabilities in [0, 1]; got {bad!r:.200}.")
-
-
 class EntityTypingConfigMixin:
-    """Label set and loading rule shared by every family's config (put it before `BertConfig` in the bases).
+    """Label set, loading rule and the field checks shared by every family's config (put it before `BertConfig` in
+    the bases). A family lists its float fields in `float_fields` and its shortest input in `min_seq_length`.
 
     `label2id` is derived from `id2label` here and only here: at construction when it is not given, and by
     `set_labels`, which is how models change their label set.
     """
+
+    float_fields = ()  # a class constant, not a config field
+    min_seq_length = 6  # the template's own pieces around an empty context
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Strict field checks, with an `int` for a float field stored as a `float`."""
+        super().__setattr__(name, as_float_field(name, value, self.float_fields))
+
+    def validate_finite_numbers(self):
+        check_finite(self, self.float_fields)
+
+    def validate_threshold(self):
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"`threshold` is a probability and must be in [0, 1], got {self.threshold!r}.")
+
+    def validate_calibration(self):
+        """`calibration_slope` > 0: the Platt scaling of a family's scores must keep every ranking."""
+        if not self.calibration_slope > 0:
+            raise ValueError(
+                "`calibration_slope` must be > 0 (a positive slope keeps each ranking), got "
+                f"{self.calibration_slope!r}."
+            )
+
+    def validate_label_thresholds(self):
+        """`label_thresholds` maps labels of the label set to probabilities: a threshold of their own."""
+        overrides = self.label_thresholds or {}
+        unknown = [label for label in overrides if label not in (self.label2id or {})]
+        if unknown:
+            raise ValueError(
+                f"`label_thresholds` names {len(unknown)} label(s) outside the label set (e.g. {unknown[0]!r}); it "
+                "holds thresholds of the model's own labels. Give labels of `id2label`, or None."
+            )
+        bad = {label: value for label, value in overrides.items() if not 0.0 <= value <= 1.0}
+        if bad:
+            raise ValueError(f"`label_thresholds` are probabilities in [0, 1]; got {bad!r:.200}.")
+
+    def validate_max_seq_length(self):
+        if not self.min_seq_length <= self.max_seq_length <= self.max_position_embeddings:
+            raise ValueError(
+                f"`max_seq_length` must be between {self.min_seq_length} and `max_position_embeddings` "
+                f"({self.max_position_embeddings}), got {self.max_seq_length}."
+            )
+
+    def validate_label_set(self):
+        check_unique_labels(self.id2label, self.label2id)
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
@@ -144,6 +176,9 @@ class EntityTypingConfigMixin:
         self.id2label = dict(enumerate(labels))
         self.label2id = {label: index for index, label in enumerate(labels)}
 
+    def scoring_description(self) -> str:  # see `contract.EntityTypingConfig`
+        return ""
+
     def label_list(self) -> list[str]:
         """The labels in id order (empty before a label set is set)."""
         id2label = self.id2label or {}
@@ -152,12 +187,11 @@ class EntityTypingConfigMixin:
 
 __all__ = [
     "DECISION_RULES",
-    "check_calibration",
-    "check_label_thresholds",
     "DecisionRule",
     "EntityTypingConfigMixin",
     "as_float_field",
     "check_finite",
+    "check_labels",
     "check_unique_labels",
     "without_locally_served_pipelines",
 ]

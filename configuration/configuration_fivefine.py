@@ -6,6 +6,7 @@ type-phrase encoder, the prompt template, the auxiliary loss weights and the def
 
 import hashlib
 from collections.abc import Sequence
+from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
@@ -15,15 +16,21 @@ from .configuration_entity_typing import (
     DecisionRule,
     EntityTypingConfigMixin,
     as_float_field,
-    check_calibration,
     check_finite,
-    check_label_thresholds,
     check_unique_labels,
 )
 
 
 MASK_PLACEHOLDER = "{mask}"
-TYPE_SPACE_NAMES = ("mlm", "encoder")  # see `type_space` below
+# How mentions and types are compared (`BertForPhraseTypeTyping.type_space`), each with the sentence a model card
+# says of it.
+TypeSpaceName = Literal["mlm", "encoder"]
+_SCORING = {
+    "mlm": "the vector at `[MASK]` (through the MLM head) is scored against each type, and each type is a word or\n"
+    "phrase read through the model's own word embeddings.",
+    "encoder": "in the encoder type space (`type_space: encoder`), the mean of the mention's word\npieces is scored "
+    "against each type, and each type is a word or phrase encoded by the same encoder (scale · cosine +\nbias).",
+}
 
 
 def label_phrase_checksum(phrase: str, token_ids: Sequence[int]) -> str:
@@ -135,7 +142,7 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
     decision: DecisionRule = "threshold"
     threshold: float | int = 0.5
     mask_token_id: int | None = None
-    type_space: str = "mlm"
+    type_space: TypeSpaceName = "mlm"
     mention_open_ids: list[int] | None = None
     pieces_before_slot: int | None = None
     phrase_boundary_ids: list[int] | None = None
@@ -158,9 +165,19 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
         "calibration_offset",
     )
 
-    def __setattr__(self, name: str, value: object) -> None:
-        """Strict field checks, with an `int` for a float field stored as a `float`."""
-        super().__setattr__(name, as_float_field(name, value, self.float_fields))
+    min_seq_length = 8
+
+    def scoring_description(self) -> str:
+        return _SCORING[self.type_space]
+
+    def set_label_phrases(
+        self, labels: Sequence[str], phrases: Sequence[str], token_ids: Sequence[Sequence[int]]
+    ) -> None:
+        """Make `labels` the label set, read as `phrases` tokenized into `token_ids`, with their checksums."""
+        self.set_labels(labels)
+        self.label_phrases = list(phrases)
+        self.label_phrase_token_ids = [list(ids) for ids in token_ids]
+        self.label_phrase_checksums = [label_phrase_checksum(p, ids) for p, ids in zip(phrases, token_ids)]
 
     def validate_type_attention_heads(self):
         if self.type_attention_heads < 1 or self.hidden_size % self.type_attention_heads:
@@ -169,31 +186,16 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
                 f"got {self.type_attention_heads}."
             )
 
-    def validate_type_space(self):
-        if self.type_space not in TYPE_SPACE_NAMES:
-            raise ValueError(f"`type_space` must be one of {TYPE_SPACE_NAMES}, got {self.type_space!r}.")
-
-    def validate_finite_numbers(self):
-        check_finite(self, self.float_fields)
-
     def validate_probabilities(self):
         for name in ("type_attention_dropout", "mlm_probability"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"`threshold` is a probability and must be in [0, 1], got {self.threshold!r}.")
         if not 0.0 <= self.label_example_weight <= 1.0:
             raise ValueError(
                 "`label_example_weight` is the weight of a label's phrase against its examples and must be in [0, 1] "
                 f"(1: the phrase alone, 0: the examples alone), got {self.label_example_weight!r}."
             )
-
-    def validate_calibration(self):
-        check_calibration(self)
-
-    def validate_label_thresholds(self):
-        check_label_thresholds(self)
 
     def validate_loss_weights(self):
         for name in ("mlm_loss_weight", "nwp_loss_weight", "original_label_weight", "extra_label_weight"):
@@ -209,13 +211,6 @@ class FiveFineConfig(EntityTypingConfigMixin, BertConfig):
                     f"`{name}` must contain the placeholder {MASK_PLACEHOLDER!r} exactly once (it marks the slot the "
                     f"model predicts), got {value!r}."
                 )
-
-    def validate_max_seq_length(self):
-        if not 8 <= self.max_seq_length <= self.max_position_embeddings:
-            raise ValueError(
-                f"`max_seq_length` must be between 8 and `max_position_embeddings` ({self.max_position_embeddings}), "
-                f"got {self.max_seq_length}."
-            )
 
     def validate_label_set(self):
         labels = check_unique_labels(self.id2label, self.label2id)

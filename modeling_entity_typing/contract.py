@@ -1,11 +1,12 @@
 """The contract of a model family: what the pipeline, the training loop, `type_prototypes`, the ONNX export and the Hub
 export may use of any model of this package, and all they may use.
 
-A family implements it by subclassing `EntityTypingPreTrainedModel` (whose methods document each member and fail
-with a message until the family overrides them) and by giving its config `EntityTypingConfigMixin`. Callers never
-ask which family a model is (no `hasattr`, no class or `model_type` checks): what differs between families is a
-capability flag here (`supports_candidate_labels`, `supports_label_examples`) or a value (`head_parameter_prefixes`).
-One test suite (`tests/test_family_contract.py`) checks every family against it.
+A family implements it by subclassing `EntityTypingPreTrainedModel` (whose methods fail with a message until the
+family overrides them, and show the documentation written here) and by giving its config `EntityTypingConfigMixin`.
+Callers never ask which family a model is (no `hasattr`, no class or `model_type` checks) nor read a family's own
+buffers: what differs between families is a capability flag here (`supports_candidate_labels`,
+`supports_label_examples`, `supports_type_subsets`) or a value (`head_parameter_prefixes`). One test suite
+(`tests/test_family_contract.py`) checks every family against it, and that shared code reads nothing else.
 """
 
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,10 @@ class EntityTypingConfig(Protocol):
         """The labels in id order."""
         ...
 
+    def scoring_description(self) -> str:
+        """How a mention is scored against a type, one sentence for the model card (empty: the family says it)."""
+        ...
+
 
 @runtime_checkable
 class EntityTypingModel(Protocol):
@@ -75,6 +80,9 @@ class EntityTypingModel(Protocol):
     # Whether examples of a label (`set_label_set(..., examples=)`, `label_example_inputs`) shape its type vector
     # without training; where false, both raise `label_examples.label_examples_unsupported`.
     supports_label_examples: bool
+    # Whether `type_subset_inputs` works: scoring some types of the configured set (a type bank's fresh rows,
+    # sampled negative types), for families whose type vectors cost an encoder pass each.
+    supports_type_subsets: bool
 
     def set_label_set(
         self,
@@ -83,15 +91,22 @@ class EntityTypingModel(Protocol):
         label_phrases: Sequence[str] | Mapping[str, str] | None = None,
         *,
         examples: Mapping[str, Sequence[Any]] | None = None,
+        generator: torch.Generator | None = None,
     ) -> Any:
         """Make `labels` (a list, or `{label: phrase}`) the configured label set, kept by `save_pretrained`, with
-        `{label: [example, ...]}` where `supports_label_examples`."""
+        `{label: [example, ...]}` where `supports_label_examples`. A family that draws weights for new labels (rows
+        of a type matrix) draws them from `generator`; the others draw nothing."""
         ...
 
     def label_set_inputs(
         self, labels: Sequence[str] | Mapping[str, str], tokenizer: PreTrainedTokenizerBase
     ) -> dict[str, torch.Tensor]:
         """Keyword arguments for `forward` that score against `labels` instead of the configured set."""
+        ...
+
+    def type_subset_inputs(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Keyword arguments for `forward` (and `type_embeddings`) that score only the `rows` `(k,)` of the configured
+        label set, in that order. Only where `supports_type_subsets`."""
         ...
 
     def label_example_inputs(
@@ -119,8 +134,9 @@ class EntityTypingModel(Protocol):
         more where a family carries a score bias as a last coordinate)."""
         ...
 
-    def type_embeddings(self) -> torch.Tensor:
-        """Type vectors `(num_types, dim)` of the configured label set."""
+    def type_embeddings(self, **label_set_inputs: torch.Tensor) -> torch.Tensor:
+        """Type vectors `(num_types, dim)` of the configured label set, or of the set `label_set_inputs(...)` or
+        `type_subset_inputs(...)` name."""
         ...
 
     def __call__(self, input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> EntityTypingOutput:
@@ -137,8 +153,24 @@ class EntityTypingModel(Protocol):
         overwrite: bool = False,
         **config_overrides: Any,
     ) -> "EncoderAndTokenizer":
-        """A new model of the family on a plain BERT checkpoint, with the tokenizer its inputs need; with
-        `save_directory` also saved there (a folder holding anything is refused unless `overwrite`)."""
+        """A new model of the family on a plain BERT checkpoint (Hub name or path), with the tokenizer its inputs
+        need; `config_overrides` set any field of the family's config. With `save_directory` also saved there (a
+        folder holding anything is refused, before any weight loads, unless `overwrite`)."""
+        ...
+
+    @classmethod
+    def for_labels(
+        cls,
+        name_or_path: str | PathLike,
+        labels: Sequence[str] | Mapping[str, str] | None,
+        *,
+        new_model_overrides: Mapping[str, Any] | None = None,
+        label_set_options: Mapping[str, Any] | None = None,
+        **config_overrides: Any,
+    ) -> "EncoderAndTokenizer":
+        """A model of the family typing `labels`: a saved model of the family keeps its weights and takes `labels`
+        as its label set (`None` keeps its own); any other BERT checkpoint starts a new model (`from_encoder`, with
+        `new_model_overrides` as well). `label_set_options` go to `set_label_set`."""
         ...
 
 

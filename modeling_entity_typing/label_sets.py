@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .configuration.configuration_entity_typing import check_labels
 from .mention_encoding import tokenize_texts, word_start_piece_id
 from .mention_inputs import check_encodable
 
@@ -46,13 +47,9 @@ class LabelSet:
         labels = list(labels)
         if not labels:
             raise ValueError("The label set is empty; give at least one label.")
+        check_labels(labels)
         for index, label in enumerate(labels):
-            if not isinstance(label, str) or not label.strip():
-                raise ValueError(f"Label {index} must be a non-empty string, got {label!r}.")
             check_encodable(label, f"Label {index} ({label!r})")
-        if len(set(labels)) != len(labels):
-            repeated = sorted({label for label in labels if labels.count(label) > 1})
-            raise ValueError(f"Each label must appear once; repeated: {repeated}.")
         if phrases is None:
             phrases = [default_label_phrase(label) for label in labels]
         elif isinstance(phrases, Mapping):

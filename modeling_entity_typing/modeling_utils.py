@@ -8,14 +8,17 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import MODEL_MAPPING, AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertLMPredictionHead, BertPreTrainedModel
 from transformers.utils import logging
 
-from .contract import EncoderAndTokenizer, MentionEncoder
+from .contract import EncoderAndTokenizer, EntityTypingModel, MentionEncoder
 from .label_examples import label_examples_unsupported
 from .output_paths import refuse_to_replace, staged_output_dir
+
+
+logger = logging.get_logger(__name__)
 
 
 class EntityTypingPreTrainedModel(PreTrainedModel):
@@ -38,69 +41,39 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _no_split_modules = ["BertLayer"]
     _can_record_outputs = BertPreTrainedModel._can_record_outputs
-    # Parameter-name prefixes of the typing head on top of the encoder; the optimiser may give them their own
-    # learning rate (`--head_learning_rate`), since they start fresh or from a prior while the encoder is pretrained.
+    # The contract's members and their documentation are in `contract.EntityTypingModel` (copied onto these methods
+    # below); a capability a family lacks keeps its `False` flag and the method that says so.
     head_parameter_prefixes: tuple[str, ...] = ()
-    # Per auxiliary loss term ("mlm", "nwp", ...), prefixes of the parameters that only that term trains: training
-    # freezes them when the term is off, since DDP needs a gradient for every trainable parameter.
     auxiliary_parameter_prefixes: Mapping[str, tuple[str, ...]] = MappingProxyType({})
-    # Whether `label_set_inputs` can score against labels given at call time (the pipeline's `candidate_labels`).
     supports_candidate_labels: bool = False
-    # Whether a label's examples shape its type vector without training (`set_label_set(..., examples=)`).
     supports_label_examples: bool = False
+    supports_type_subsets: bool = False
 
-    # ------------------------------------------------------------------------------------------------ the contract
     def _not_implemented(self, member: str) -> NotImplementedError:
         return NotImplementedError(f"{type(self).__name__} does not implement `{member}` of the family contract.")
 
-    def set_label_set(
-        self,
-        labels: Sequence[str] | Mapping[str, str],
-        tokenizer: PreTrainedTokenizerBase,
-        label_phrases: Sequence[str] | Mapping[str, str] | None = None,
-        *,
-        examples: Mapping[str, Sequence[Any]] | None = None,
-    ) -> Any:
-        """Make `labels` (a list, or `{label: phrase}`) the configured label set; `save_pretrained` keeps it.
-        `examples` (`{label: [example, ...]}`) only where `supports_label_examples`."""
+    def set_label_set(self, labels, tokenizer, label_phrases=None, *, examples=None, generator=None) -> Any:
         raise self._not_implemented("set_label_set")
 
-    def label_set_inputs(
-        self, labels: Sequence[str] | Mapping[str, str], tokenizer: PreTrainedTokenizerBase
-    ) -> dict[str, torch.Tensor]:
-        """Keyword arguments for `forward` that score against `labels` instead of the configured label set.
-
-        Only where `supports_candidate_labels`; other families type against their trained labels only.
-        """
+    def label_set_inputs(self, labels, tokenizer) -> dict[str, torch.Tensor]:
         raise ValueError(
             f"{type(self).__name__} types against its trained labels only: its types are learned vectors, so new "
             "labels need `set_label_set` and training (or `set_type_prototypes` where the family has it)."
         )
 
-    def label_example_inputs(
-        self,
-        examples: Mapping[str, Sequence[Any]],
-        tokenizer: PreTrainedTokenizerBase,
-        labels: Sequence[str] | Mapping[str, str] | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Keyword arguments for `forward` that add label examples to the label set scored.
+    def type_subset_inputs(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise ValueError(
+            f"{type(self).__name__} scores its whole label set at once (`supports_type_subsets` is False): train it "
+            "against every type, without a type bank or sampled negative types."
+        )
 
-        Only where `supports_label_examples`; other families refuse examples with what to do instead.
-        """
+    def label_example_inputs(self, examples, tokenizer, labels=None) -> dict[str, torch.Tensor]:
         raise label_examples_unsupported(self)
 
     def get_mention_encoder(self, tokenizer: PreTrainedTokenizerBase) -> MentionEncoder:
-        """The encoder that turns (text, character span) into this model's input."""
         raise self._not_implemented("get_mention_encoder")
 
-    def embed_mentions(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        mention_positions: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Mention vectors `(batch, hidden)`: `forward(...).logits == embed_mentions(...) @ type_embeddings().T`."""
+    def embed_mentions(self, input_ids, attention_mask=None, mention_positions=None, token_type_ids=None):
         return self.encode_mentions(input_ids, attention_mask, token_type_ids, mention_positions).mention_embeddings
 
     # A family says where its mention vector is read and how it is formed; the encoder pass is shared.
@@ -137,10 +110,10 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         vectors = self.mention_vectors(outputs.last_hidden_state, mention_positions, input_ids)
         return EncodedMentions(outputs, mention_positions, vectors)
 
-    def type_embeddings(self) -> torch.Tensor:
-        """Type vectors `(num_types, hidden)` of the configured label set."""
+    def type_embeddings(self, **label_set_inputs) -> torch.Tensor:
         raise self._not_implemented("type_embeddings")
 
+    # ------------------------------------------------------------------------------------------------ construction
     @classmethod
     def from_encoder(
         cls,
@@ -151,8 +124,77 @@ class EntityTypingPreTrainedModel(PreTrainedModel):
         overwrite: bool = False,
         **config_overrides,
     ) -> EncoderAndTokenizer:
-        """A new model of the family on a plain BERT checkpoint, with the tokenizer its inputs need."""
-        raise NotImplementedError(f"{cls.__name__} does not implement `from_encoder` of the family contract.")
+        check_save_directory(save_directory, overwrite)
+        encoder_config = AutoConfig.from_pretrained(name_or_path)
+        if encoder_config.model_type != "bert":
+            raise ValueError(
+                f"{str(name_or_path)!r} is a {encoder_config.model_type!r} checkpoint; `{cls.__name__}.from_encoder` "
+                "takes a BERT encoder. To load a saved model of this package use `AutoModel.from_pretrained`."
+            )
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        fields = {k: v for k, v in encoder_config.to_dict().items() if k not in ("model_type", "architectures")}
+        fields.update(config_overrides, mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
+        config = cls.config_class.from_dict({**fields, **cls.config_fields_for(labels)})
+        # transformers' load report calls the new heads "missing" (and a BERT without MLM head "corrupted"); what
+        # matters is reported here and by the family instead.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()
+        try:
+            model, loading_info = cls.from_pretrained(name_or_path, config=config, output_loading_info=True)
+        finally:
+            logging.set_verbosity(verbosity)
+        missing_encoder = sorted(key for key in loading_info["missing_keys"] if key.startswith("bert."))
+        if missing_encoder:
+            logger.warning(
+                f"{name_or_path} lacks {len(missing_encoder)} encoder weights, initialised randomly: {missing_encoder}"
+            )
+        model.start_from_encoder(name_or_path, loading_info, tokenizer, labels)
+        tokenizer.model_max_length = config.max_seq_length
+        fresh = sorted({key.split(".")[0] for key in loading_info["missing_keys"] if not key.startswith("bert.")})
+        logger.info(f"Loaded the encoder from {name_or_path}; new modules: {fresh}")
+        if save_directory is not None:
+            with staged_output_dir(save_directory, overwrite, _OVERWRITE_SAVE_DIRECTORY) as folder:
+                model.save_pretrained(folder)
+                tokenizer.save_pretrained(folder)
+        return EncoderAndTokenizer(model, tokenizer)
+
+    @classmethod
+    def config_fields_for(cls, labels: Sequence[str] | Mapping[str, str]) -> dict[str, Any]:
+        """Config fields a new model needs before its weights exist (e.g. one type row per label); none by default."""
+        return {}
+
+    def start_from_encoder(self, name_or_path, loading_info: dict, tokenizer: PreTrainedTokenizerBase, labels) -> None:
+        """What `from_encoder` does once the encoder's weights are in: the family's own heads, tokens, label set."""
+        raise self._not_implemented("start_from_encoder")
+
+    @classmethod
+    def untyped_labels(cls, labels: Sequence[str] | Mapping[str, str]) -> Sequence[str] | Mapping[str, str]:
+        """The labels `for_labels` gives a new model before `set_label_set`: the labels themselves by default."""
+        return labels
+
+    @classmethod
+    def for_labels(
+        cls,
+        name_or_path: str | PathLike,
+        labels: Sequence[str] | Mapping[str, str] | None,
+        *,
+        new_model_overrides: Mapping[str, Any] | None = None,
+        label_set_options: Mapping[str, Any] | None = None,
+        **config_overrides,
+    ) -> EncoderAndTokenizer:
+        """A model of this family typing `labels`, from a saved model of the family (its weights, `labels` as its
+        new label set) or from any other BERT checkpoint (`from_encoder`, with `new_model_overrides` as well).
+        `labels=None` keeps a saved model's label set; `label_set_options` go to `set_label_set`."""
+        if AutoConfig.from_pretrained(name_or_path).model_type == cls.config_class.model_type:
+            model = cls.from_pretrained(name_or_path, **config_overrides)
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        else:
+            overrides = {**(new_model_overrides or {}), **config_overrides}
+            start = cls.untyped_labels([] if labels is None else labels)
+            model, tokenizer = cls.from_encoder(name_or_path, start, **overrides)
+        if labels is not None:
+            model.set_label_set(labels, tokenizer, **(label_set_options or {}))
+        return EncoderAndTokenizer(model, tokenizer)
 
     @classmethod
     def from_pretrained(
@@ -220,39 +262,26 @@ def check_save_directory(save_directory: str | PathLike | None, overwrite: bool)
         refuse_to_replace([save_directory], overwrite, _OVERWRITE_SAVE_DIRECTORY)
 
 
-def save_new_model(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, save_directory: str | PathLike, overwrite: bool
-) -> None:
-    """Write a model built by `from_encoder` and its tokenizer, through a staging folder renamed into place."""
-    with staged_output_dir(save_directory, overwrite, _OVERWRITE_SAVE_DIRECTORY) as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+def saved_family_of(name_or_path: str | PathLike) -> type[EntityTypingPreTrainedModel] | None:
+    """The family of a saved model of this package (a registered `AutoModel` class), or `None` for any other
+    checkpoint, such as a plain encoder."""
+    config_class = type(AutoConfig.from_pretrained(name_or_path))
+    model_class = MODEL_MAPPING[config_class] if config_class in MODEL_MAPPING else None
+    return model_class if isinstance(model_class, type) and issubclass(model_class, EntityTypingPreTrainedModel) else None
 
 
-def encoder_config_fields(name_or_path: str | PathLike, family: str) -> tuple[dict, PreTrainedTokenizerBase]:
-    """The BERT config fields of a plain encoder checkpoint, for a family's config, and its tokenizer."""
-    encoder_config = AutoConfig.from_pretrained(name_or_path)
-    if encoder_config.model_type != "bert":
-        raise ValueError(
-            f"{str(name_or_path)!r} is a {encoder_config.model_type!r} checkpoint; `{family}.from_encoder` takes a "
-            "BERT encoder. To load a saved model of this package use `AutoModel.from_pretrained`."
-        )
-    fields = {k: v for k, v in encoder_config.to_dict().items() if k not in ("model_type", "architectures")}
-    return fields, AutoTokenizer.from_pretrained(name_or_path)
+def _document_contract_members(model_class: type, contract: type) -> None:
+    """Give each contract member of `model_class` without a docstring of its own the contract's, so that `help()`
+    shows it while the text lives in one place (`contract.py`)."""
+    for name, member in vars(contract).items():
+        own = vars(model_class).get(name)
+        if callable(member) and getattr(member, "__doc__", None) and own is not None:
+            function = own.__func__ if isinstance(own, classmethod) else own
+            if callable(function) and not function.__doc__:
+                function.__doc__ = member.__doc__
 
 
-def load_encoder_weights(model_class, name_or_path: str | PathLike, config) -> tuple[PreTrainedModel, dict]:
-    """`from_pretrained` of an encoder checkpoint into a family's model, returning the loading info.
-
-    transformers' load report calls the new heads "missing" (and a BERT without MLM head "corrupted"); the families
-    report what matters instead, so the report is silenced here.
-    """
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        return model_class.from_pretrained(name_or_path, config=config, output_loading_info=True)
-    finally:
-        logging.set_verbosity(verbosity)
+_document_contract_members(EntityTypingPreTrainedModel, EntityTypingModel)
 
 
-__all__ = ["EncoderAndTokenizer", "EntityTypingPreTrainedModel", "encoder_config_fields", "load_encoder_weights"]
+__all__ = ["EncoderAndTokenizer", "EntityTypingPreTrainedModel", "saved_family_of"]

@@ -23,7 +23,7 @@ from modeling_entity_typing import CrossCConfig, FiveFineConfig
         ({"type_prompt": "] (Type: )"}, r"`type_prompt` must contain the placeholder '\{mask\}' exactly once"),
         ({"left_word_prompt": "{mask} {mask}"}, r"`left_word_prompt` must contain the placeholder"),
         ({"max_seq_length": 65}, r"`max_seq_length` must be between 8 and `max_position_embeddings` \(64\), got 65"),
-        ({"id2label": {0: "a", 1: "a"}}, r"`id2label` must name each label once; repeated: \['a'\]"),
+        ({"id2label": {0: "a", 1: "a"}}, r"Each label must appear once in `id2label`; repeated: \['a'\]"),
         ({"id2label": {0: "a"}, "label_phrases": ["a", "b"]}, r"`label_phrases` must have one entry per label \(1"),
         ({"id2label": {0: "a"}, "label_phrases": [" "]}, r"`label_phrases\[0\]` \(label 'a'\) is empty"),
         (

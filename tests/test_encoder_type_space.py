@@ -3,12 +3,17 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from huggingface_hub.errors import StrictDataclassClassValidationError
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from tiny import MENTIONS, TINY_LABELS, encode_batch, make_tiny_model, make_tiny_tokenizer
 from transformers import AutoModel, pipeline
 
 from modeling_entity_typing import BertForPhraseTypeTyping, FiveFineConfig
-from modeling_entity_typing.fivefine.sentence_space import mention_span_mask
+from modeling_entity_typing.fivefine.sentence_space import (
+    EncoderTypeSpace,
+    mean_pooled_by_length,
+    mention_span_mask,
+    with_phrase_boundaries,
+)
 
 
 @pytest.fixture
@@ -79,7 +84,7 @@ def test_vectors_are_the_mean_pooled_mention_and_phrase(model_and_tokenizer):
 def test_multi_piece_phrases_are_wrapped_before_their_padding(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     model.set_label_set({"team": "sports team", "city": "city"}, tokenizer)
-    ids, mask = model._with_phrase_boundaries(model.type_phrase_ids, model.type_phrase_mask.bool())
+    ids, mask = with_phrase_boundaries(model.config, model.type_phrase_ids, model.type_phrase_mask.bool())
     assert tokenizer.convert_ids_to_tokens(ids[0][mask[0]].tolist()) == ["[CLS]", "sports", "team", "[SEP]"]
     assert tokenizer.convert_ids_to_tokens(ids[1][mask[1]].tolist()) == ["[CLS]", "city", "[SEP]"]
 
@@ -94,7 +99,8 @@ def test_gradients_reach_the_encoder_through_both_sides_and_the_scorer(model_and
     assert model.type_scorer.log_scale.grad.abs() > 0 and model.type_scorer.bias.grad.abs() > 0
     embedding_grad = model.bert.embeddings.word_embeddings.weight.grad
     assert embedding_grad[model.type_phrase_ids[0, 0]].abs().sum() > 0  # "person" appears only as a phrase
-    assert model.type_encoder is None and model.head_parameter_prefixes == ("type_scorer.",)
+    assert isinstance(model.type_space, EncoderTypeSpace) and model.head_parameter_prefixes == ("type_scorer.",)
+    assert not any(name.startswith("type_encoder.") for name, _ in model.named_parameters())
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["default-adamw", "fused-adamw"])
@@ -129,7 +135,8 @@ def test_template_ids_are_saved_and_a_foreign_tokenizer_is_refused(model_and_tok
 
 
 def test_type_space_is_validated():
-    with pytest.raises(StrictDataclassClassValidationError, match="`type_space` must be one of"):
+    # a `Literal` field: the strict dataclass names the choices
+    with pytest.raises(StrictDataclassFieldValidationError, match=r"'type_space' expected one of \('mlm', 'enc"):
         FiveFineConfig(type_space="sentence")
 
 
@@ -155,11 +162,11 @@ def test_phrases_run_by_length_give_the_padded_batch_s_vectors_and_gradients(mod
     from modeling_entity_typing.fivefine.sentence_space import masked_mean
 
     model, _ = model_and_tokenizer
-    ids, mask = model._with_phrase_boundaries(model.type_phrase_ids, model.type_phrase_mask.bool())
+    ids, mask = with_phrase_boundaries(model.config, model.type_phrase_ids, model.type_phrase_mask.bool())
     assert len(set(mask.sum(1).tolist())) > 1  # the tiny label set has phrases of several lengths
     upstream = torch.randn(len(ids), model.config.hidden_size)
 
-    grouped = model._mean_pooled_by_length(ids, mask)
+    grouped = mean_pooled_by_length(model.bert, ids, mask)
     grouped.backward(upstream)
     grouped_grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
@@ -169,4 +176,4 @@ def test_phrases_run_by_length_give_the_padded_batch_s_vectors_and_gradients(mod
     for name, p in model.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(grouped_grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
-    assert model._mean_pooled_by_length(ids[:0], mask[:0]).shape == (0, model.config.hidden_size)
+    assert mean_pooled_by_length(model.bert, ids[:0], mask[:0]).shape == (0, model.config.hidden_size)

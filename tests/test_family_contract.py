@@ -299,3 +299,63 @@ def test_neighbor_words_extension_adds_its_inputs_and_prediction_ignores_them():
         rows, batch_size=2, collate_fn=DataCollatorForEntityTyping(tokenizer, len(label2id))
     )
     assert torch.allclose(with_nwp, predict_probabilities(model, loader, Accelerator(cpu=True)))
+
+
+# Of `torch.nn.Module` shared code may use what every model has: modes, parameters, device, the call.
+_MODULE_MEMBERS = {"train", "eval", "training", "parameters", "named_parameters", "device", "config"}
+_CONTRACT_MEMBERS = {
+    name for name in (*vars(EntityTypingModel), *EntityTypingModel.__annotations__) if not name.startswith("_")
+}
+
+
+class _ContractOnly:
+    """A model seen through the family contract only: reading any other attribute fails, as in shared code it must."""
+
+    def __init__(self, model):
+        object.__setattr__(self, "_model", model)
+
+    def __getattr__(self, name: str):
+        if name not in _CONTRACT_MEMBERS | _MODULE_MEMBERS:
+            raise AttributeError(f"shared code read `{name}` of a model, which is not a member of the family contract")
+        return getattr(self._model, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._model(*args, **kwargs)
+
+
+def test_the_contract_guard_refuses_a_family_s_own_buffers():
+    guarded = _ContractOnly(make_tiny_model(make_tiny_tokenizer()))
+    with pytest.raises(AttributeError, match="`type_phrase_ids` of a model, which is not a member"):
+        guarded.type_phrase_ids  # noqa: B018 - the read itself is the test
+
+
+@pytest.mark.parametrize("num_processes", [1, 2])
+def test_the_type_bank_and_type_sampling_read_only_the_contract(num_processes):
+    """Shared training code drives FiveFine's encoder type space (the family that scores subsets of its types)
+    through the contract alone: a family's private buffers are not reachable from it."""
+    from modeling_entity_typing.training import TypeBank, sample_type_columns
+
+    tokenizer = make_tiny_tokenizer()
+    model = make_tiny_model(tokenizer, type_space="encoder").train()
+    assert model.supports_type_subsets
+    guarded = _ContractOnly(model)
+    batch = {**model_inputs(model, tokenizer), "labels": torch.eye(len(MENTIONS), len(TINY_LABELS))}
+    torch.manual_seed(0)
+    sampled = sample_type_columns(batch, guarded, num_negatives=1)
+    assert guarded(**sampled).loss.ndim == 0
+    # two processes, simulated: this one's shard, gathered with an equal stand-in for the other's
+    gather = None if num_processes == 1 else (lambda shard: torch.cat([shard, shard]))
+    bank = TypeBank(refresh_steps=1, fresh_negatives=1, num_processes=num_processes, gather=gather)
+    banked = bank.batch_inputs(batch, guarded, step=0)
+    assert bank.matrix.shape == (len(TINY_LABELS), vector_size(model))
+    assert guarded(**banked).loss.ndim == 0
+    assert "cls.predictions.bias" in freeze_unused_heads(guarded)
+
+
+def test_families_without_type_subsets_say_so(family):
+    model, _ = family
+    if model.supports_type_subsets:
+        assert set(model.type_subset_inputs(torch.tensor([0]))) <= set(model.label_set_inputs(["a"], family[1]))
+    else:
+        with pytest.raises(ValueError, match="scores its whole label set at once"):
+            model.type_subset_inputs(torch.tensor([0]))

@@ -183,9 +183,8 @@ def test_default_phrases_and_phrase_ids_follow_the_labels(tiny_model, tiny_token
 def test_forward_with_explicit_label_set_equals_adopting_it(tiny_model, tiny_tokenizer):
     tiny_model.eval()
     inputs = encode_batch(tiny_model, tiny_tokenizer, MENTIONS)
-    ids, mask = tiny_model.encode_label_set(["town", "writer"], tiny_tokenizer)
     with torch.no_grad():
-        explicit = tiny_model(**inputs, type_phrase_ids=ids, type_phrase_mask=mask).logits
+        explicit = tiny_model(**inputs, **tiny_model.label_set_inputs(["town", "writer"], tiny_tokenizer)).logits
         tiny_model.set_label_set(["town", "writer"], tiny_tokenizer)
         adopted = tiny_model(**inputs).logits
     assert torch.allclose(explicit, adopted)
@@ -210,8 +209,9 @@ def test_type_matrix_is_cached_in_eval_mode(tiny_model, tiny_tokenizer, monkeypa
     monkeypatch.setattr(tiny_model, "encode_types", lambda *a: calls.append(1) or original(*a))
     first = _type_matrix(tiny_model)
     assert _type_matrix(tiny_model) is first
-    ids, mask = tiny_model.encode_label_set(["town"], tiny_tokenizer)
-    other = _type_matrix(tiny_model, type_phrase_ids=ids, type_phrase_mask=mask)
+    town = tiny_model.label_set_inputs(["town"], tiny_tokenizer)
+    ids, mask = town["type_phrase_ids"], town["type_phrase_mask"]
+    other = _type_matrix(tiny_model, **town)
     assert _type_matrix(tiny_model, type_phrase_ids=ids.clone(), type_phrase_mask=mask.clone()) is other
     assert len(calls) == 2
 
@@ -414,15 +414,13 @@ def test_fresh_type_vector_is_the_normalised_mean_of_its_word_embeddings(tiny_mo
     torch.testing.assert_close(_type_matrix(tiny_model), expected / mean.shape[-1] ** 0.5)  # gain 1/sqrt(hidden)
 
 
-def test_type_cache_is_thread_safe_under_eviction(tiny_model, tiny_tokenizer, monkeypatch):
+def test_type_cache_is_thread_safe_under_eviction(tiny_model, tiny_tokenizer):
     """8 threads cycling through more label sets than a cache of 2 holds: every lookup, insert and eviction races
     with the others, and each call must still return its own label set's matrix."""
     import sys
     import threading
     import time
     from collections import OrderedDict
-
-    from modeling_entity_typing.fivefine import modeling_fivefine
 
     class YieldingCache(OrderedDict):
         """Hands the GIL to another thread around every access, widening the windows a race needs."""
@@ -444,11 +442,13 @@ def test_type_cache_is_thread_safe_under_eviction(tiny_model, tiny_tokenizer, mo
             time.sleep(0)
             return super().move_to_end(key, last=last)
 
-    monkeypatch.setattr(modeling_fivefine, "_TYPE_CACHE_SIZE", 2)
     tiny_model.eval()
-    tiny_model._type_cache = YieldingCache()
+    tiny_model.phrase_types.cache.size = 2
+    tiny_model.phrase_types.cache._entries = YieldingCache()
     words = ["city", "town", "person", "writer", "author", "company", "team", "music", "artist", "time"]
-    label_sets = [tiny_model.encode_label_set(words[i : i + 3], tiny_tokenizer) for i in range(0, 8, 2)]
+    label_sets = [
+        tuple(tiny_model.label_set_inputs(words[i : i + 3], tiny_tokenizer).values()) for i in range(0, 8, 2)
+    ]
     with torch.no_grad():
         expected = [tiny_model.encode_types(ids, mask) for ids, mask in label_sets]
     errors, wrong = [], []
@@ -477,7 +477,7 @@ def test_type_cache_is_thread_safe_under_eviction(tiny_model, tiny_tokenizer, mo
         sys.setswitchinterval(interval)
     assert not errors, [f"{type(error).__name__}: {error}" for error in errors[:3]]
     assert not wrong
-    assert len(tiny_model._type_cache) <= 2
+    assert len(tiny_model.phrase_types.cache) <= 2
 
 
 def test_hand_edited_label_phrases_are_rejected_not_silently_ignored(tiny_model, tiny_tokenizer, tmp_path):

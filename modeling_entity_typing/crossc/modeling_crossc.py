@@ -9,7 +9,6 @@ unfinished prototype code disagree, the choice made is noted where it is made.
 """
 
 from collections.abc import Mapping, Sequence
-from os import PathLike
 
 import torch
 import torch.nn.functional as F
@@ -21,18 +20,12 @@ from transformers.utils import logging
 
 from ..calibration import calibrated_scores
 from ..configuration import CrossCConfig
-from ..contract import EncoderAndTokenizer
 from ..label_examples import label_examples_unsupported
+from ..label_sets import LabelSet
 from ..layers import first_token_positions, gather_positions
 from ..losses import multilabel_bce
 from ..modeling_outputs import EntityTypingOutput
-from ..modeling_utils import (
-    EntityTypingPreTrainedModel,
-    check_save_directory,
-    encoder_config_fields,
-    load_encoder_weights,
-    save_new_model,
-)
+from ..modeling_utils import EntityTypingPreTrainedModel
 from .marker_template import MarkerTemplateEncoder
 
 
@@ -45,14 +38,7 @@ UNTYPED_LABEL = "[untyped]"
 
 def _label_list(labels: Sequence[str] | Mapping[str, str]) -> list[str]:
     """Labels in order; a `{label: phrase}` mapping (FiveFine's form) gives its keys, since Cross-C types are rows."""
-    labels = list(labels.keys()) if isinstance(labels, Mapping) else list(labels)
-    if not labels:
-        raise ValueError("The label set is empty; give at least one label.")
-    if any(not isinstance(label, str) or not label.strip() for label in labels):
-        raise ValueError(f"Labels must be non-empty strings, got {[lb for lb in labels if not str(lb).strip()]}.")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"Labels must be unique; repeated: {sorted({lb for lb in labels if labels.count(lb) > 1})}.")
-    return labels
+    return list(LabelSet.create(labels).labels)
 
 
 class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
@@ -203,36 +189,21 @@ class MBertForContrastiveTyping(EntityTypingPreTrainedModel):
 
     # --------------------------------------------------------------------------------------------------- construction
     @classmethod
-    def from_encoder(
-        cls,
-        name_or_path: str | PathLike,
-        labels: Sequence[str] | Mapping[str, str],
-        *,
-        save_directory: str | PathLike | None = None,
-        overwrite: bool = False,
-        **config_overrides,
-    ) -> EncoderAndTokenizer:
-        """A Cross-C model on any BERT checkpoint (Hub name or path), with its tokenizer extended by `[ENT]`.
+    def config_fields_for(cls, labels):
+        """One type row per label: the type matrix is built with the config."""
+        return {"id2label": dict(enumerate(_label_list(labels))), "label2id": None}  # the config derives label2id
 
-        The marker is added as a special token and its embedding row initialised by `ent_embedding_init` (explicitly:
+    @classmethod
+    def untyped_labels(cls, labels):
+        """The placeholder row: `set_label_set` then draws every new row from its `generator`, so a pretrained and
+        a plain start are compared on equal terms."""
+        return [UNTYPED_LABEL]
+
+    def start_from_encoder(self, name_or_path, loading_info, tokenizer, labels) -> None:
+        """The tokenizer gains `[ENT]`; its embedding row is initialised by `ent_embedding_init` (explicitly:
         `resize_token_embeddings` defaults have changed across transformers versions). The type matrix starts from
-        N(0, `initializer_range`). `config_overrides` set any `CrossCConfig` field.
-        """
-        labels = _label_list(labels)
-        check_save_directory(save_directory, overwrite)
-        fields, tokenizer = encoder_config_fields(name_or_path, cls.__name__)
-        fields.update(config_overrides, id2label=dict(enumerate(labels)), label2id=None)  # the config derives it
-        fields.update(mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
-        config = CrossCConfig.from_dict(fields)
-        model, loading_info = load_encoder_weights(cls, name_or_path, config)
-        missing_encoder = sorted(key for key in loading_info["missing_keys"] if key.startswith("bert."))
-        if missing_encoder:
-            logger.warning(f"{name_or_path} lacks {len(missing_encoder)} encoder weights: {missing_encoder}")
-        model.add_marker(tokenizer)
-        tokenizer.model_max_length = config.max_seq_length
-        if save_directory is not None:
-            save_new_model(model, tokenizer, save_directory, overwrite)
-        return EncoderAndTokenizer(model, tokenizer)
+        N(0, `initializer_range`)."""
+        self.add_marker(tokenizer)
 
     @torch.no_grad()
     def add_marker(self, tokenizer: PreTrainedTokenizerBase) -> int:

@@ -213,7 +213,7 @@ def render_model_card(
         threshold=config.threshold,
         label_thresholds=sorted(set((config.label_thresholds or {}).values())),
         num_label_thresholds=len(config.label_thresholds or {}),
-        type_space=getattr(config, "type_space", None),
+        scoring=config.scoring_description(),
         dataset_name=dataset_name,
         result_rows=rows,
         metric_columns=[(key, name) for key, _, name in CARD_METRICS if any(key in row["metrics"] for row in rows)],

@@ -13,11 +13,17 @@ coordinate longer than the hidden size. Scale and bias sit on the mention side s
 the encoder only.
 """
 
+import logging
 import math
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import initialization as init
+
+from .mlm_space import MlmTypeSpace
+from .type_space import TypeSpace
 
 
 class CosineTypeScorer(nn.Module):
@@ -86,4 +92,122 @@ def mention_span_mask(
     return (positions >= (last_open + width)[:, None]) & (positions < ends[:, None])
 
 
-__all__ = ["CosineTypeScorer", "masked_mean", "mention_span_mask"]
+_NO_TEMPLATE_IDS = (
+    "`type_space='encoder'` needs the template ids: call `model.get_mention_encoder(tokenizer)` once (from_encoder "
+    "and the pipeline do) before scoring."
+)
+
+
+class EncoderTypeSpace(CosineTypeScorer, TypeSpace):
+    """The encoder's own type space: its only weights are the scorer's scale and bias, kept as `type_scorer.*`."""
+
+    attribute = "type_scorer"
+    # Typing reads the encoder's mean, not the MLM head's transform, so only the MLM term trains the transform; left
+    # trainable, DDP stops at the first step (a parameter without gradient) when MLM is off.
+    auxiliary_parameter_prefixes = MappingProxyType(
+        {
+            **MlmTypeSpace.auxiliary_parameter_prefixes,
+            "mlm": (*MlmTypeSpace.auxiliary_parameter_prefixes["mlm"], "cls.predictions.transform."),
+        }
+    )
+    supports_label_examples = True
+    encodes_types_with_encoder = True
+
+    def __init__(self, config):
+        super().__init__()  # the scorer's default scale and bias; the encoder is the model's
+
+    def mention_vectors(self, model, sequence_output, slot_positions, input_ids):
+        """The mean of the mention's pieces, with the scorer's scale and bias attached."""
+        config = model.config
+        if config.pieces_before_slot is None:
+            raise ValueError(_NO_TEMPLATE_IDS)
+        span = mention_span_mask(input_ids, slot_positions, config.mention_open_ids, config.pieces_before_slot)
+        return self.mention_side(masked_mean(sequence_output, span))
+
+    def encode_types(self, model, phrase_ids, phrase_mask):
+        """The encoder's mean-pooled `[cls] phrase [sep]`: `(num_types, hidden + 1)`."""
+        ids, mask = with_phrase_boundaries(model.config, phrase_ids, phrase_mask)
+        return self.type_side(mean_pooled_by_length(model.bert, ids, mask))
+
+    def type_weights(self, model):
+        return list(model.bert.parameters())
+
+    def check_training_terms(self, weights) -> None:
+        if weights.get("mlm", 0) > 0:
+            raise ValueError(
+                "--mlm_loss_weight must be 0 with type_space 'encoder': the mention vector is the mean of the "
+                "mention's pieces, which MLM corruption would replace (the template's marker too). Pass "
+                "--mlm_loss_weight 0."
+            )
+
+    def adopt_template(self, config, encoder) -> None:
+        """Record (first time) or check the template ids that find the mention's pieces and wrap phrases, so a
+        tokenizer other than the model's own fails here rather than pooling the wrong span."""
+        fields = ("mention_open_ids", "pieces_before_slot", "phrase_boundary_ids")
+        found = (
+            list(encoder.open_ids),
+            encoder.prompt_ids["type"].index(encoder.mask_id),
+            [encoder.cls_id, encoder.sep_id],
+        )
+        recorded = tuple(getattr(config, name) for name in fields)
+        if recorded == (None, None, None):
+            for name, value in zip(fields, found):
+                setattr(config, name, value)
+        elif recorded != found:
+            raise ValueError(
+                f"This tokenizer gives the template ids {dict(zip(fields, found))}; the model was set up with "
+                f"{dict(zip(fields, recorded))}. Use the tokenizer saved with the model."
+            )
+
+    @torch.no_grad()
+    def initialize(self) -> None:
+        init.constant_(self.log_scale, math.log(self.initial_scale))
+        init.constant_(self.bias, self.initial_bias)
+
+    def describe_missing_mlm_head(self, name_or_path):
+        return logging.INFO, f"{name_or_path} has no MLM head; `type_space='encoder'` types without one."
+
+
+def with_phrase_boundaries(config, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`[cls] phrase [sep]` per row, as the tokenizer encodes a text: a lone word piece without them comes out of a
+    sentence encoder nearly the same whatever the word (measured on MiniLM), so the boundaries are needed."""
+    if config.phrase_boundary_ids is None:
+        raise ValueError(_NO_TEMPLATE_IDS)
+    cls_id, sep_id = config.phrase_boundary_ids
+    lengths, pad_id = mask.sum(dim=1), config.pad_token_id or 0
+    wrapped = ids.new_full((ids.size(0), ids.size(1) + 2), pad_id)
+    wrapped[:, 0] = cls_id
+    wrapped[:, 1:-1] = ids.masked_fill(~mask, pad_id)
+    wrapped[torch.arange(ids.size(0), device=ids.device), lengths + 1] = sep_id
+    positions = torch.arange(wrapped.size(1), device=ids.device)
+    return wrapped, positions[None, :] < (lengths + 2)[:, None]
+
+
+def mean_pooled_by_length(encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The encoder's mean output over each row's unmasked pieces, rows of equal length run together unpadded.
+
+    Type phrases are short and uneven (UFET: 3.5 pieces with the boundaries, padded to 7), so padding to the longest
+    would double the work; attention masks out padding anyway, so the vectors are the same up to float rounding (the
+    masked softmax gives padded keys zero weight).
+    """
+    if ids.size(0) == 0:
+        return encoder.embeddings.word_embeddings.weight.new_zeros(0, encoder.config.hidden_size)
+    lengths = mask.sum(dim=1)
+    order, pooled = [], []
+    for length in lengths.unique().tolist():
+        rows = (lengths == length).nonzero().flatten()
+        group = ids[rows, :length]
+        hidden = encoder(input_ids=group, attention_mask=torch.ones_like(group)).last_hidden_state
+        order.append(rows)
+        pooled.append(hidden.mean(dim=1))
+    return torch.cat(pooled)[torch.cat(order).argsort()]
+
+
+__all__ = [
+    "CosineTypeScorer",
+    "EncoderTypeSpace",
+    "masked_mean",
+    "mean_pooled_by_length",
+    "mention_span_mask",
+    "with_phrase_boundaries",
+]

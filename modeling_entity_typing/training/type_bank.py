@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..contract import EntityTypingModel
 from .type_sampling import draw_negatives, target_columns
 
 
@@ -40,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 
 class TypeBank:
-    """All type vectors of a model's configured label set, refreshed every `refresh_steps` optimizer steps."""
+    """All type vectors of a model's configured label set, refreshed every `refresh_steps` optimizer steps (for
+    families that score subsets of their types: `supports_type_subsets`)."""
 
     def __init__(
         self,
@@ -75,7 +77,7 @@ class TypeBank:
         self.refreshed_at: int | None = None
         self.refresh_seconds: list[float] = []
 
-    def refresh(self, model: torch.nn.Module, step: int) -> None:
+    def refresh(self, model: EntityTypingModel, step: int) -> None:
         """Recompute every type vector from `model`'s current weights (eval mode, no gradients)."""
         was_training = model.training
         started = time.perf_counter()
@@ -92,20 +94,21 @@ class TypeBank:
         self.refreshed_at = step
         logger.debug(f"Type bank refreshed at step {step} in {self.refresh_seconds[-1]:.1f} s.")
 
-    def _encode_all_types(self, model: torch.nn.Module) -> torch.Tensor:
+    def _encode_all_types(self, model: EntityTypingModel) -> torch.Tensor:
         """Every type vector; with several processes, this process' contiguous shard, gathered from all."""
         if self.num_processes == 1:
             return model.type_embeddings().detach().clone()
-        ids, mask = model.type_phrase_ids, model.type_phrase_mask
-        num_types, shard = ids.size(0), math.ceil(ids.size(0) / self.num_processes)
+        num_types = model.config.num_labels
+        shard = math.ceil(num_types / self.num_processes)
         begin = min(self.process_index * shard, num_types)
-        local = model.type_embeddings(ids[begin : begin + shard], mask[begin : begin + shard])
+        rows = torch.arange(begin, min(begin + shard, num_types), device=model.device)
+        local = model.type_embeddings(**model.type_subset_inputs(rows))
         # equal shapes for the gather: the last shards may be short (or empty); their padding is cut off below
         padded = local.new_zeros(shard, local.size(1))
         padded[: local.size(0)] = local
         return self.gather(padded)[:num_types].clone()
 
-    def batch_inputs(self, batch: dict, model: torch.nn.Module, step: int) -> dict:
+    def batch_inputs(self, batch: dict, model: EntityTypingModel, step: int) -> dict:
         """`batch` plus the inputs that make `model` score it against the bank with its target types fresh.
 
         `step` is the number of optimizer steps done; the bank is refreshed when it reaches a new multiple of
@@ -125,8 +128,7 @@ class TypeBank:
             "type_bank": self.matrix.to(device),
             "type_bank_rows": rows,
             "type_bank_row_scale": scale,
-            "type_phrase_ids": model.type_phrase_ids.to(device)[rows],
-            "type_phrase_mask": model.type_phrase_mask.to(device)[rows],
+            **{name: tensor.to(device) for name, tensor in model.type_subset_inputs(rows.to(model.device)).items()},
         }
 
     def _fresh_rows(self, num_types: int, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

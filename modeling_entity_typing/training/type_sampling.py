@@ -10,6 +10,8 @@ global torch generator, which the training loop seeds per batch, so a resumed ru
 
 import torch
 
+from ..contract import EntityTypingModel
+
 
 def target_columns(labels: torch.Tensor) -> torch.Tensor:
     """Indices of the types that at least one row of the multi-hot `labels` `(batch, num_types)` holds, ascending."""
@@ -25,13 +27,11 @@ def draw_negatives(num_types: int, targets: torch.Tensor, count: int) -> tuple[t
     return others[torch.randperm(others.numel(), device=others.device)[:count]], others.numel()
 
 
-def sample_type_columns(
-    batch: dict, type_phrase_ids: torch.Tensor, type_phrase_mask: torch.Tensor, num_negatives: int
-) -> dict:
+def sample_type_columns(batch: dict, model: EntityTypingModel, num_negatives: int) -> dict:
     """`batch` restricted to its target types plus `num_negatives` random others, as forward's one-off label set.
 
-    `labels` (and `label_weights`) keep only the chosen columns, in vocabulary order; `type_phrase_ids` and
-    `type_phrase_mask` are added so that the model scores exactly those types.
+    `labels` (and `label_weights`) keep only the chosen columns, in vocabulary order, and the model's
+    `type_subset_inputs` of those columns are added, so that it scores exactly those types.
     """
     labels = batch["labels"]
     targets = target_columns(labels)
@@ -40,10 +40,8 @@ def sample_type_columns(
     sampled = {**batch, "labels": labels[:, keep]}
     if batch.get("label_weights") is not None:
         sampled["label_weights"] = batch["label_weights"][:, keep]
-    device = labels.device
-    sampled["type_phrase_ids"] = type_phrase_ids.to(device)[keep]
-    sampled["type_phrase_mask"] = type_phrase_mask.to(device)[keep]
-    return sampled
+    subset = model.type_subset_inputs(keep.to(model.device))
+    return {**sampled, **{name: tensor.to(labels.device) for name, tensor in subset.items()}}
 
 
 __all__ = ["draw_negatives", "sample_type_columns", "target_columns"]
