@@ -9,6 +9,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from bulk_fixtures import (  # noqa: F401  (fixtures)
     MENTIONS,
     assert_same_as_pipeline,
@@ -20,8 +21,8 @@ from bulk_fixtures import (  # noqa: F401  (fixtures)
     write_jsonl,
 )
 
-from modeling_entity_typing import load_mentions
-from modeling_entity_typing.bulk import InputSpec, open_source
+from modeling_entity_typing import decide, load_mentions
+from modeling_entity_typing.bulk import InputSpec, LabelRule, open_source
 from modeling_entity_typing.bulk.cli import main
 from modeling_entity_typing.bulk.reading import InputError, detect_input_format
 
@@ -181,6 +182,21 @@ def test_candidate_labels_and_phrases_equal_the_pipeline(tiny, tmp_path):
     _, rows = run_bulk(tiny, path, tmp_path / "b", label_phrases=phrases, decision="argmax_with_ancestors")
     expected = pipeline_results(tiny, MENTIONS, candidate_labels=dict(phrases), decision="argmax_with_ancestors")
     assert_same_as_pipeline(rows, expected)
+
+
+@pytest.mark.parametrize(
+    "decision, threshold, top_k",
+    [("threshold", None, 3), ("threshold", None, 99), ("threshold", 0.5, None), ("threshold", 0.5, 2),
+     ("argmax_with_ancestors", None, None)],
+)  # fmt: skip
+def test_the_label_rule_gives_what_decide_gives(decision, threshold, top_k):
+    labels = ("/person", "/person/artist", "/location", "/location/city", "time", "/organization")
+    generator = torch.Generator().manual_seed(0)
+    rows = [torch.rand(len(labels), generator=generator), torch.full((len(labels),), 0.5)]  # ties too
+    rule = LabelRule(labels, decision, threshold, top_k)
+    for probabilities in rows:
+        expected = decide(probabilities, list(labels), decision=decision, threshold=threshold, top_k=top_k)
+        assert rule(probabilities) == ([item["label"] for item in expected], [item["score"] for item in expected])
 
 
 def test_the_models_own_rule_and_per_label_thresholds(tiny, tmp_path):

@@ -60,6 +60,20 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_output(tiny, tmp_path, monke
     assert files_in(output) == ["manifest.json", "predictions.jsonl"]
 
 
+def test_a_shard_changed_after_it_was_written_is_caught_at_the_merge(tiny, tmp_path, monkeypatch):
+    data = write_jsonl(tmp_path / "in.jsonl", repeat=3)  # 24 rows, shards of 7
+    crash_at_window(monkeypatch, 4)  # after shard 0 and 1 are written
+    with pytest.raises(Crash):
+        run_bulk(tiny, data, tmp_path / "out")
+    monkeypatch.undo()
+    shard = tmp_path / "out" / "shards" / "shard-000001.jsonl"
+    lines = shard.read_text().splitlines(keepends=True)
+    shard.write_text("".join([lines[0], *lines]))  # a row twice
+    with pytest.raises(RuntimeError, match=r"Shard 1 does not cover its input rows 7\.\.13 exactly once"):
+        run_bulk(tiny, data, tmp_path / "out")
+    assert not (tmp_path / "out" / "predictions.jsonl").exists()
+
+
 def test_a_complete_run_is_not_typed_again(tiny, tmp_path, monkeypatch):
     data = write_jsonl(tmp_path / "in.jsonl")
     first, rows = run_bulk(tiny, data, tmp_path / "out")

@@ -35,6 +35,7 @@ RUN_FILE = "run.json"
 MANIFEST_FILE = "manifest.json"
 PREDICTIONS_STEM = "predictions"
 ALLOW_OVERWRITE = "--overwrite (`overwrite=True`)"
+MERGE_BATCH_ROWS = 1024
 
 
 class OutputConflict(FileExistsError):
@@ -232,7 +233,8 @@ class OutputFolder:
     # -------------------------------------------------------------------------------------------------- merge
     def merge(self, records: Sequence[ShardRecord]) -> int:
         """Join the shards into the predictions file, checking that every input row is typed or skipped exactly once
-        (row numbers strictly increasing, each shard's rows all accounted for); returns the rows written."""
+        (row numbers strictly increasing, each shard's rows all accounted for); returns the rows written. Rows are
+        copied a batch at a time: memory does not grow with the shards."""
         written = 0
 
         def write(partial: Path) -> None:
@@ -241,11 +243,17 @@ class OutputFolder:
             try:
                 last = -1
                 for record in records:
-                    rows = list(self.format.read(self.shard_data(record.shard)))
-                    _check_shard(record, rows, last)
-                    writer.write(rows)
-                    written += len(rows)
-                    last = max([last, *(row["row"] for row in rows[-1:])])
+                    numbers, batch = [], []
+                    for row in self.format.read(self.shard_data(record.shard)):
+                        numbers.append(row["row"])
+                        batch.append(row)
+                        if len(batch) == MERGE_BATCH_ROWS:
+                            writer.write(batch)
+                            batch = []
+                    writer.write(batch)
+                    _check_shard(record, numbers, last)
+                    written += len(numbers)
+                    last = max([last, *numbers[-1:]])
             finally:
                 writer.close()
 
@@ -258,9 +266,10 @@ class OutputFolder:
         shutil.rmtree(self.shards, ignore_errors=True)
 
 
-def _check_shard(record: ShardRecord, rows: Sequence[dict[str, Any]], last: int) -> None:
-    """Every row of `record`'s range typed or skipped exactly once, after the rows of the shards before it."""
-    numbers = [row["row"] for row in rows]
+def _check_shard(record: ShardRecord, numbers: Sequence[int], last: int) -> None:
+    """Every row of `record`'s range typed (`numbers`, in file order) or skipped exactly once, after the rows of the
+    shards before it."""
+    numbers = list(numbers)
     skipped = [entry["row"] for entry in record.skipped if entry.get("row") is not None]
     covered = sorted(numbers + skipped)
     expected = list(range(record.first_row, record.end_row))
