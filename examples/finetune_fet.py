@@ -22,7 +22,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import datasets
 import torch
@@ -30,25 +30,27 @@ import transformers
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
+from transformers import HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, MBertForContrastiveTyping
 from modeling_entity_typing.calibration import reset_calibration
-from modeling_entity_typing.configuration import DECISION_RULES
-from modeling_entity_typing.crossc import UNTYPED_LABEL
+from modeling_entity_typing.configuration.configuration_fivefine import TypeSpaceName
 from modeling_entity_typing.data.mention_data import (
-    FORMATS,
+    MentionFormat,
+    RightContext,
     detect_format,
     labels_in,
     load_mentions,
+    read_label_list,
     restrict_to_labels,
 )
 from modeling_entity_typing.data.sampling import sample_k_shot
-from modeling_entity_typing.decision import label_ancestors
+from modeling_entity_typing.decision import DecisionRule, label_ancestors
 from modeling_entity_typing.evaluation.scoring import typing_scores
 from modeling_entity_typing.fivefine.label_phrases import PHRASE_TABLES, label_phrases_for, read_label_phrases
 from modeling_entity_typing.fivefine.mlm_head import cached_encoder_with_mlm_head, has_mlm_head, read_sentences
+from modeling_entity_typing.modeling_utils import saved_family_of
 from modeling_entity_typing.training import (
     DataCollatorForEntityTyping,
     TrainingArguments,
@@ -73,8 +75,6 @@ from modeling_entity_typing.training.training_args import SEED_RANGE, Range, che
 
 logger = get_logger(__name__)
 
-SELECTION_METRICS = ("macro_f1", "micro_f1", "strict_accuracy")
-START_RECIPES = ("auto", "keep", "train")
 DEMO_DATA = Path(__file__).parent / "data" / "demo"
 DEMO_SENTENCES = [
     ("The Volga carried grain barges south long before the railway reached Kazan.", "The Volga"),
@@ -96,8 +96,8 @@ class FineTuneArguments:
     train_file: str = field(default=str(DEMO_DATA / "train.jsonl"), metadata={"help": "Training mentions."})
     validation_file: str = field(default=str(DEMO_DATA / "dev.jsonl"), metadata={"help": "Dev mentions (selection)."})
     test_file: str | None = field(default=str(DEMO_DATA / "test.jsonl"), metadata={"help": "Test mentions."})
-    data_format: str | None = field(default=None, metadata={"help": f"One of {FORMATS}; default: detected."})
-    right_context: str = field(
+    data_format: MentionFormat | None = field(default=None, metadata={"help": "The files' format; default: detected."})
+    right_context: RightContext = field(
         default="tokens",
         metadata={
             "help": "'ali' files: right context from the token list ('tokens', correct) or the text field "
@@ -107,8 +107,8 @@ class FineTuneArguments:
     labels_file: str | None = field(
         default=None, metadata={"help": "The label set, one label per line; default: the labels of the train file."}
     )
-    phrase_table: str | None = field(
-        default=None, metadata={"help": f"FiveFine's label phrases for one of {sorted(PHRASE_TABLES)}."}
+    phrase_table: Literal[tuple(sorted(PHRASE_TABLES))] | None = field(
+        default=None, metadata={"help": "FiveFine's label phrases for this dataset's labels."}
     )
     label_phrases_file: str | None = field(
         default=None, metadata={"help": "Your own phrases: 'label<TAB>phrase' per line; wins over --phrase_table."}
@@ -132,29 +132,31 @@ class FineTuneArguments:
         metadata={"help": "Train on the finest label only, not its ancestors (FiveFine's BBN rule; the recipe's "
                   "default). --no_single_path_train: every label of the path is a target (FiveFine's OntoNotes)."},
     )  # fmt: skip
-    model_family: str = field(
+    model_family: Literal["fivefine", "crossc"] = field(
         default="fivefine",
         metadata={"help": "From a plain encoder: 'fivefine' (phrase types) or 'crossc' ([ENT] markers, type matrix)."},
     )
     threshold: Annotated[float | None, Range(ge=0, le=1, note="a probability; unset: the model's")] = field(
         default=None, metadata={"help": "Probability cut of the 'threshold' rule."}
     )
-    metric_for_best_model: str = field(
-        default="macro_f1", metadata={"help": f"Dev metric that selects the step, one of {SELECTION_METRICS}."}
+    metric_for_best_model: Literal["macro_f1", "micro_f1", "strict_accuracy"] = field(
+        default="macro_f1", metadata={"help": "Dev metric that selects the step."}
     )
     # Cross-C's shortest template; FiveFine's config asks for 8, and both for at most `max_position_embeddings`.
     max_seq_length: Annotated[int | None, Range(ge=6, note="unset: the model's")] = field(
         default=None, metadata={"help": "Template length in word pieces."}
     )
-    decision: str = field(default="argmax_with_ancestors", metadata={"help": "Decision rule for dev and test."})
+    decision: DecisionRule = field(
+        default="argmax_with_ancestors", metadata={"help": "Decision rule for dev and test."}
+    )
     show_examples: bool = field(default=False, metadata={"help": "Print the pipeline's output on new sentences."})
-    type_space: str = field(
+    type_space: TypeSpaceName = field(
         default="encoder",
         metadata={"help": "From a plain encoder: where FiveFine compares mention and type phrase, 'encoder' "
                   "(mean-pooled outputs, for sentence encoders such as the default MiniLM) or 'mlm' (the paper's MLM "
                   "head; its recipe: --learning_rate 2e-4 --head_learning_rate 2e-4)."},
     )  # fmt: skip
-    start_recipe: str = field(
+    start_recipe: Literal["auto", "keep", "train"] = field(
         default="auto",
         metadata={"help": "How the model's start is kept: 'keep' gives it the training mentions as label examples "
                   "first (FiveFine, encoder type space: the training-free typer, which dev selection can keep) and "
@@ -162,7 +164,7 @@ class FineTuneArguments:
                   "start); 'train' fine-tunes as is; 'auto' (default) is 'keep' from a FiveFine checkpoint that takes "
                   "examples (the winner on OntoNotes dev from the general model, BENCHMARKS.md), 'train' otherwise."},
     )  # fmt: skip
-    fit_mlm_head: str = field(
+    fit_mlm_head: Literal["auto", "never"] = field(
         default="auto",
         metadata={
             "help": "'auto': a plain encoder without an MLM head (e.g. the default MiniLM) first gets one fitted on "
@@ -182,29 +184,11 @@ class FineTuneArguments:
         check_ranges(self)
         self.test_file = self.test_file or None  # `--test_file ""`: no test set
         check_model_name_or_path(self.model_name_or_path)
-        if self.data_format is not None and self.data_format not in FORMATS:
-            raise ValueError(f"--data_format must be one of {FORMATS}, got {self.data_format!r}.")
-        if self.decision not in DECISION_RULES:
-            raise ValueError(f"--decision must be one of {DECISION_RULES}, got {self.decision!r}.")
-        if self.model_family not in ("fivefine", "crossc"):
-            raise ValueError(f"--model_family must be 'fivefine' or 'crossc', got {self.model_family!r}.")
-        if self.metric_for_best_model not in SELECTION_METRICS:
-            raise ValueError(f"--metric_for_best_model must be one of {SELECTION_METRICS}.")
         if self.restrict_eval_labels and not self.labels_file:
             raise ValueError("--restrict_eval_labels needs --labels_file (the label set to restrict to).")
-        if self.type_space not in ("encoder", "mlm"):
-            raise ValueError(f"--type_space must be 'encoder' or 'mlm', got {self.type_space!r}.")
-        if self.start_recipe not in START_RECIPES:
-            raise ValueError(f"--start_recipe must be one of {START_RECIPES}, got {self.start_recipe!r}.")
-        if self.fit_mlm_head not in ("auto", "never"):
-            raise ValueError(f"--fit_mlm_head must be 'auto' or 'never', got {self.fit_mlm_head!r}.")
         for path in self.mlm_head_texts or []:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"--mlm_head_texts: no file at {path}.")
-        if self.right_context not in ("tokens", "text"):
-            raise ValueError(f"--right_context must be 'tokens' or 'text', got {self.right_context!r}.")
-        if self.phrase_table is not None and self.phrase_table not in PHRASE_TABLES:
-            raise ValueError(f"--phrase_table must be one of {sorted(PHRASE_TABLES)}, got {self.phrase_table!r}.")
         for name in ("train_file", "validation_file", "test_file", "labels_file", "label_phrases_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -331,8 +315,8 @@ def load_data(args: FineTuneArguments) -> tuple[Splits, list[str]]:
     train = load_split(args.train_file, args, "train")
     dev = load_split(args.validation_file, args, "dev")
     test = load_split(args.test_file, args, "test") if args.test_file else None
-    if args.labels_file:  # sample k per type of the given label set, not of every label the file happens to use
-        label_set = read_label_list(args.labels_file)
+    label_set = read_label_list(args.labels_file) if args.labels_file else None
+    if label_set is not None:  # sample k per type of the given label set, not of every label the file happens to use
         if not label_set:
             raise ValueError(f"--labels_file {args.labels_file} lists no label; write one label per line.")
         train = restrict_to_label_file(train, label_set, args, "train")
@@ -348,7 +332,7 @@ def load_data(args: FineTuneArguments) -> tuple[Splits, list[str]]:
     train = training_targets(train, args)
     # Default label set: the training targets (with --single_path_train, ancestors that are never a target are
     # left out; predictions still get them back through the decision rule).
-    labels = read_label_list(args.labels_file) if args.labels_file else labels_in(train)
+    labels = label_set if label_set is not None else labels_in(train)
     train, _ = restrict_to_labels(train, labels, "train")
     if len(train) == 0:  # without --labels_file: no training mention has any label
         raise ValueError(f"--train_file {args.train_file}: no mention has a label to train on.")
@@ -410,11 +394,6 @@ def training_targets(dataset: datasets.Dataset, args: FineTuneArguments) -> data
     return dataset.map(lambda record: {"labels": transform(record["labels"])}, desc="training targets")
 
 
-def read_label_list(path: str) -> list[str]:
-    labels = [line.split("\t")[0].strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    return list(dict.fromkeys(label for label in labels if label))  # order kept; repeats (FiveFine's vocab) merged
-
-
 def warn_unpredictable_labels(labels: list[str], splits: dict[str, datasets.Dataset | None]) -> None:
     """Gold labels that are neither in the label set nor an ancestor of one cost recall whatever the model does."""
     predictable = set(labels) | {ancestor for label in labels for ancestor in label_ancestors(label)}
@@ -442,8 +421,8 @@ def keeps_the_start(args: FineTuneArguments, model) -> bool:
     """Whether the run keeps its start: `--start_recipe keep`, or `auto` from a FiveFine checkpoint taking examples."""
     if args.start_recipe == "auto":
         name = args.model_name_or_path or default_encoder()
-        keep = AutoConfig.from_pretrained(name).model_type == "fivefine" and model.supports_label_examples
-        start = "a FiveFine checkpoint that takes label examples" if keep else "not a typer with examples"
+        keep = saved_family_of(name) is not None and model.supports_label_examples
+        start = "a trained typer that takes label examples" if keep else "not a trained typer with examples"
         logger.info(f"--start_recipe auto: {'keep' if keep else 'train'} (the start is {start})")
         return keep
     return args.start_recipe == "keep"
@@ -469,11 +448,20 @@ def encoder_with_mlm_head(name: str, args: FineTuneArguments, accelerator) -> st
     (built once on the main process, cached, reused by every later run with the same encoder and sentences)."""
     if args.fit_mlm_head == "never" or args.model_family != "fivefine" or args.type_space != "mlm":
         return name
-    if AutoConfig.from_pretrained(name).model_type != "bert" or has_mlm_head(name):
+    if saved_family_of(name) is not None or has_mlm_head(name):  # a trained typer has its head
         return name
     sentences = read_sentences(args.mlm_head_texts or [args.train_file, args.validation_file])
     with accelerator.main_process_first():
         return str(cached_encoder_with_mlm_head(name, sentences, args.cache_dir))
+
+
+# The families --model_family names, and the config fields a new model of each starts with from a plain encoder:
+# FiveFine in --type_space, without the NWP head (fine-tuning does not use it).
+FAMILIES = {"fivefine": BertForPhraseTypeTyping, "crossc": MBertForContrastiveTyping}
+NEW_MODEL_OVERRIDES = {
+    "fivefine": lambda args: {"nwp_loss_weight": 0.0, "type_space": args.type_space},
+    "crossc": lambda args: {},
+}
 
 
 def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelerator, seed: int):
@@ -481,25 +469,18 @@ def build_model(args: FineTuneArguments, label_phrases: dict[str, str], accelera
     overrides = {"decision": args.decision}
     if args.max_seq_length:
         overrides["max_seq_length"] = args.max_seq_length
-    model_type = AutoConfig.from_pretrained(name).model_type
-    if model_type == "fivefine":  # a trained checkpoint: new label set (phrases), same weights
-        model = AutoModel.from_pretrained(name, **overrides)
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model.set_label_set(label_phrases, tokenizer)
-        reset_calibration(model.config)
-    elif args.model_family == "crossc" or model_type == "crossc":
-        # A Cross-C checkpoint keeps the rows of types it learned; a plain encoder gains [ENT] markers. New type rows
-        # come from a generator seeded by the run's seed, so they are the same on both paths (a pretrained encoder and
-        # the plain one it started from are compared on equal terms).
-        if model_type == "crossc":
-            model, tokenizer = AutoModel.from_pretrained(name, **overrides), AutoTokenizer.from_pretrained(name)
-        else:
-            model, tokenizer = MBertForContrastiveTyping.from_encoder(name, [UNTYPED_LABEL], **overrides)
-        model.set_label_set(label_phrases, tokenizer, generator=torch.Generator().manual_seed(seed))
-    else:  # a plain encoder: no NWP head (fine-tuning does not use it)
-        model, tokenizer = BertForPhraseTypeTyping.from_encoder(
-            name, label_phrases, nwp_loss_weight=0.0, type_space=args.type_space, **overrides
-        )
+    # A trained typer keeps its weights (and its family) with the new label set; a plain encoder starts a model of
+    # --model_family. Weights of new labels (Cross-C's type rows) come from a generator seeded by the run's seed, so
+    # they are the same on both paths: a pretrained encoder and the plain one it started from compare on equal terms.
+    family = saved_family_of(name) or FAMILIES[args.model_family]
+    model, tokenizer = family.for_labels(
+        name,
+        label_phrases,
+        new_model_overrides=NEW_MODEL_OVERRIDES[args.model_family](args),
+        label_set_options={"generator": torch.Generator().manual_seed(seed)},
+        **overrides,
+    )
+    reset_calibration(model.config)  # fitted to the scores of other labels
     if args.threshold is not None:
         model.config.threshold = args.threshold
     frozen = freeze_unused_heads(model)  # fine-tuning trains no auxiliary term (MLM, NWP)

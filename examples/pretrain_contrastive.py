@@ -19,7 +19,7 @@ mention on held-out groups (dev precision@1) is kept. Fine-tune the result with 
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import datasets
 import torch
@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
+from transformers import HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the models and the pipeline)
 from modeling_entity_typing import MBertForContrastiveTyping
-from modeling_entity_typing.crossc import UNTYPED_LABEL
+from modeling_entity_typing.configuration import CONTRASTIVE_DENOMINATORS
 from modeling_entity_typing.crossc.contrastive import ContrastivePretrainer, ContrastiveWeights, lang_vocabulary
 from modeling_entity_typing.crossc.contrastive_batches import (
     DataCollatorForContrastive,
@@ -48,6 +48,7 @@ from modeling_entity_typing.training import (
     default_encoder,
     gather_predictions,
     save_final,
+    step_seed,
     summarize,
     train_with_selection,
 )
@@ -93,7 +94,9 @@ class ContrastiveArguments:
     temperature: Annotated[float | None, Range(gt=0, note="unset: the config's")] = field(
         default=None, metadata={"help": "τ (default: the config's, 0.5)."}
     )
-    denominator: str | None = field(default=None, metadata={"help": "'pos+neg' (paper) or 'neg' (code)."})
+    denominator: Literal[CONTRASTIVE_DENOMINATORS] | None = field(
+        default=None, metadata={"help": "'pos+neg' (paper) or 'neg' (code); default: the config's."}
+    )
     mention_mask_probability: Annotated[float | None, Range(ge=0, le=1, note="unset: the config's")] = field(
         default=None, metadata={"help": "Default: the config's, 0.5."}
     )
@@ -159,11 +162,10 @@ def build_model(args: ContrastiveArguments):
         )
         if value is not None
     }
-    if AutoConfig.from_pretrained(name).model_type == "crossc":
-        return AutoModel.from_pretrained(name, **overrides), AutoTokenizer.from_pretrained(name)
-    # Pretraining learns no types; one placeholder row keeps the model well formed until fine-tuning sets labels
-    # (`set_label_set` never keeps it, so fine-tuning starts every type row fresh, as from the plain encoder).
-    return MBertForContrastiveTyping.from_encoder(name, [UNTYPED_LABEL], **overrides)
+    # A Cross-C checkpoint keeps its label set. Pretraining learns no types: a plain encoder gets one placeholder row,
+    # which keeps the model well formed until fine-tuning sets labels (`set_label_set` never keeps it, so fine-tuning
+    # starts every type row fresh, as from the plain encoder).
+    return MBertForContrastiveTyping.for_labels(name, None, **overrides)
 
 
 def featurize(dataset: datasets.Dataset, model, tokenizer, groups: dict, langs: dict, accelerator, name: str):
@@ -264,9 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def prepare_batch(batch: dict, step: int) -> dict:
         # Masks depend on (seed, step, process) only, so a resumed run masks exactly as an uninterrupted one.
-        generator = torch.Generator().manual_seed(
-            train_args.seed * 1_000_003 + step * 1_009 + accelerator.process_index
-        )
+        generator = torch.Generator().manual_seed(step_seed(train_args.seed, step, accelerator.process_index))
         return mask_mentions(batch, model.config.mention_mask_probability, generator)
 
     state = train_with_selection(

@@ -21,6 +21,7 @@ FiveFine's crowd fine-tuning stage (plain BCE, no MLM/NWP) is `--original_label_
 import glob
 import itertools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +31,7 @@ import torch
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser
+from transformers import HfArgumentParser
 
 import modeling_entity_typing  # noqa: F401  (registers the model and the pipeline)
 from modeling_entity_typing import BertForPhraseTypeTyping, corrupt_for_mlm
@@ -41,7 +42,14 @@ from modeling_entity_typing.calibration import (
     reset_calibration,
     top_k_pairs,
 )
-from modeling_entity_typing.data.mention_data import FORMATS, SchemaReport, load_mentions, restrict_to_labels
+from modeling_entity_typing.configuration.configuration_fivefine import TypeSpaceName
+from modeling_entity_typing.data.mention_data import (
+    MentionFormat,
+    SchemaReport,
+    load_mentions,
+    read_label_list,
+    restrict_to_labels,
+)
 from modeling_entity_typing.decision import decide, own_thresholds
 from modeling_entity_typing.evaluation.scoring import (
     check_threshold_groups,
@@ -89,7 +97,7 @@ class UFETArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A BERT encoder or a FiveFine checkpoint; default: the bundled MiniLM."}
     )
-    data_format: str | None = field(default=None, metadata={"help": f"One of {FORMATS}; default: detected."})
+    data_format: MentionFormat | None = field(default=None, metadata={"help": "The files' format; default: detected."})
     streaming: bool = field(default=False, metadata={"help": "Read training files as a stream (large weak data)."})
     shuffle_buffer_size: Annotated[int, Range(ge=1)] = field(
         default=10_000, metadata={"help": "Shuffle buffer of a streamed train set."}
@@ -116,7 +124,7 @@ class UFETArguments:
     extra_label_weight: Annotated[float, Range(ge=0)] = field(
         default=1.0, metadata={"help": "BCE weight of prompt labels (extra_labels)."}
     )
-    type_space: str = field(
+    type_space: TypeSpaceName = field(
         default="mlm",
         metadata={"help": "From a plain encoder: 'mlm' (the paper: MLM head, attention-pooled phrases) or 'encoder' "
                   "(mean-pooled encoder outputs, for sentence encoders such as MiniLM)."},
@@ -166,10 +174,6 @@ class UFETArguments:
     def __post_init__(self):
         check_ranges(self)
         check_model_name_or_path(self.model_name_or_path)
-        if self.data_format is not None and self.data_format not in FORMATS:
-            raise ValueError(f"--data_format must be one of {FORMATS}, got {self.data_format!r}.")
-        if self.type_space not in ("mlm", "encoder"):
-            raise ValueError(f"--type_space must be 'mlm' or 'encoder', got {self.type_space!r}.")
         if self.type_bank_refresh_steps and self.sampled_negative_types:
             raise ValueError(
                 "--type_bank_refresh_steps and --sampled_negative_types are two ways to afford the encoder type "
@@ -202,11 +206,86 @@ def parse_args(argv: list[str] | None = None) -> tuple[UFETArguments, TrainingAr
     return args, train_args
 
 
-def read_types(path: str) -> list[str]:
-    types = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    repeated = len(types) - len(set(types))
-    if repeated:
-        raise ValueError(f"{path}: {repeated} types are listed twice; each type must appear once.")
+def main(argv: list[str] | None = None) -> dict:
+    args, train_args = parse_args(argv)
+    # NWP runs every `nwp_interval` steps, so its head is idle on the others: DDP must be told.
+    accelerator = create_accelerator(train_args, find_unused_parameters=args.nwp_loss_weight > 0)
+    configure_logging(accelerator)
+    set_seed(train_args.seed)
+
+    types = load_types(args)
+    model, tokenizer, type_bank = build_model_and_type_bank(args, types, accelerator)
+    splits = load_data(args, types)
+    train_dataloader, dev_dataloader, test_dataloader = build_dataloaders(
+        splits, model, tokenizer, accelerator, args, train_args
+    )
+    optimizer = build_optimizer(
+        model,
+        train_args.learning_rate,
+        train_args.weight_decay,
+        train_args.head_learning_rate,
+        head_parameter_prefixes=model.head_parameter_prefixes,
+    )
+    lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
+    model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, dev_dataloader, lr_scheduler
+    )
+    if test_dataloader is not None:
+        test_dataloader = accelerator.prepare(test_dataloader)
+    if train_args.with_tracking:
+        accelerator.init_trackers("pretrain_ufet", {**vars(args), **vars(train_args)})
+
+    log_run(args, splits, types, type_bank, accelerator, train_args)
+    dev_gold = splits.dev["labels"]
+    state = train_with_selection(
+        accelerator,
+        model,
+        optimizer,
+        train_dataloader,
+        lambda _: evaluate_on(model, dev_dataloader, dev_gold, accelerator, tune=args.tune_threshold),
+        train_args,
+        lr_scheduler=lr_scheduler,
+        prepare_batch=batch_preparation(args, model, tokenizer, accelerator, type_bank),
+        selection_keys=("macro_f1",),
+        script_args=args,  # recorded with each checkpoint, checked on resume
+    )
+    if args.streaming:
+        splits.skipped.log("train (streamed)")
+
+    # ---- the selected model: its decision rule and calibration chosen on dev, its scores, then save
+    config = accelerator.unwrap_model(model).config
+    logits, golds = predict_splits(model, dev_dataloader, test_dataloader, splits, accelerator)
+    calibration = fit_decision_rule(config, state, logits, golds, args)
+    results = score_splits(config, logits, golds, args.threshold_groups)
+    summary = summarize(
+        results,
+        state,
+        accelerator,
+        train_args,
+        train_examples=splits.num_train,
+        skipped_train_records=splits.skipped.records_dropped,
+        skipped_train_labels=sum(splits.skipped.labels_dropped.values()),
+        num_types=len(types),
+        type_bank_refresh_seconds=None if type_bank is None else sum(type_bank.refresh_seconds),
+        calibration=calibration,
+    )
+    save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
+    if accelerator.is_main_process:
+        report(results, calibration, state, config, train_args)
+    accelerator.end_training()  # stops any trackers; every process leaves the process group together
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ types, model
+def load_types(args: UFETArguments) -> list[str]:
+    """The type vocabulary of --types_file, each type once (the leading lines form the --threshold_groups, checked
+    here, before training, not after it)."""
+    types = read_label_list(args.types_file, repeats="error")
+    if args.threshold_groups:
+        try:
+            check_threshold_groups(args.threshold_groups, len(types))
+        except ValueError as error:
+            raise ValueError(f"--threshold_groups, --types_file {args.types_file}: {error}") from None
     return types
 
 
@@ -222,39 +301,22 @@ def build_model(args: UFETArguments, types: list[str]):
     }
     if args.max_seq_length:
         overrides["max_seq_length"] = args.max_seq_length
-    if AutoConfig.from_pretrained(name).model_type == "fivefine":
-        model = AutoModel.from_pretrained(name, **overrides)
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model.set_label_set(types, tokenizer)
-        reset_calibration(model.config)
-    else:
-        model, tokenizer = BertForPhraseTypeTyping.from_encoder(name, types, type_space=args.type_space, **overrides)
+    model, tokenizer = BertForPhraseTypeTyping.for_labels(
+        name, types, new_model_overrides={"type_space": args.type_space}, **overrides
+    )
+    reset_calibration(model.config)  # a trained start's calibration was fitted to other labels
     terms = {"mlm": args.mlm_loss_weight, "nwp": args.nwp_loss_weight}
+    model.check_training_terms(terms)
     freeze_unused_heads(model, active_terms=[term for term, weight in terms.items() if weight > 0])
     return model, tokenizer
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args, train_args = parse_args(argv)
-    # NWP runs every `nwp_interval` steps, so its head is idle on the others: DDP must be told.
-    accelerator = create_accelerator(train_args, find_unused_parameters=args.nwp_loss_weight > 0)
-    configure_logging(accelerator)
-    set_seed(train_args.seed)
-
-    types = read_types(args.types_file)
-    if args.threshold_groups:  # before training, not after it
-        try:
-            check_threshold_groups(args.threshold_groups, len(types))
-        except ValueError as error:
-            raise ValueError(f"--threshold_groups, --types_file {args.types_file}: {error}") from None
+def build_model_and_type_bank(args: UFETArguments, types: list[str], accelerator) -> tuple:
+    """`build_model`, checked against its type space, and with --type_bank_refresh_steps the `TypeBank` that
+    scores every type each step; returns `(model, tokenizer, type_bank or None)`."""
     model, tokenizer = build_model(args, types)
-    if model.config.type_space == "encoder" and args.mlm_loss_weight > 0:
-        raise ValueError(
-            "--mlm_loss_weight must be 0 with type_space 'encoder': the mention vector is the mean of the mention's "
-            "pieces, which MLM corruption would replace (the template's marker too). Pass --mlm_loss_weight 0."
-        )
     affordable = args.sampled_negative_types or args.type_bank_refresh_steps
-    if model.config.type_space == "encoder" and not affordable and len(types) > 1000:
+    if model.encodes_types_with_encoder and not affordable and len(types) > 1000:
         logger.warning(
             f"Every step encodes all {len(types)} type phrases with the encoder (type_space 'encoder'), many times "
             "the cost of the batch itself; --type_bank_refresh_steps 50 re-encodes only the batch's types and takes "
@@ -271,48 +333,64 @@ def main(argv: list[str] | None = None) -> dict:
             num_processes=accelerator.num_processes,
             gather=accelerator.gather,
         )
-    encoder = model.get_mention_encoder(tokenizer)
-    label2id = model.config.label2id
-    use_nwp = args.nwp_loss_weight > 0
-    # FiveFine's neighbor-word prompts, featurised beside the typing input and collated into the NWP inputs.
-    neighbor_words = NeighborWordInputs(encoder) if use_nwp else None
-    featurize_options = {"encoder": encoder, "label2id": label2id}
+    return model, tokenizer, type_bank
 
-    # ---- training data: in memory (restricted to the vocabulary, with a report) or streamed (counted on the fly)
+
+# ------------------------------------------------------------------------------------------------- data, batches
+@dataclass
+class Splits:
+    """Train restricted to the type vocabulary (a stream with --streaming, whose `skipped` report fills up as it is
+    read), dev and test as given."""
+
+    train: datasets.Dataset | datasets.IterableDataset
+    dev: datasets.Dataset
+    test: datasets.Dataset | None
+    skipped: SchemaReport
+    train_files: list[str]
+
+    @property
+    def num_train(self) -> int | str:
+        return "streamed" if isinstance(self.train, datasets.IterableDataset) else len(self.train)
+
+
+def load_data(args: UFETArguments, types: list[str]) -> Splits:
+    """The three splits: train without the labels outside `types` (and the records left without any), counted; dev
+    (its first --max_validation_samples) and test keep every gold label, and say how many no model can predict."""
     train_files = args.train_files()
-    skipped = SchemaReport()
-    if args.streaming:
-        raw_train = load_mentions(train_files, args.data_format, streaming=True)
-        train_features = (
-            raw_train.map(lambda record: _count_unknown(record, label2id, skipped))
-            .filter(lambda record: bool(record["labels"]))
-            .map(
-                featurize_mentions,
-                batched=True,
-                with_indices=True,
-                fn_kwargs={**featurize_options, "extension": neighbor_words},
-                remove_columns=["id", "text", "start", "end", "labels", "extra_labels"],
-            )
-            .shuffle(seed=train_args.seed, buffer_size=args.shuffle_buffer_size)
-        )
-        num_train = "streamed"
-    else:
-        raw_train, skipped = restrict_to_labels(load_mentions(train_files, args.data_format), types, "train")
-        train_features = featurize_split(raw_train, accelerator, encoder, label2id, "train", neighbor_words)
-        num_train = len(train_features)
+    train = load_mentions(train_files, args.data_format, streaming=args.streaming)
+    train, skipped = restrict_to_labels(train, types, "train")
     dev = load_mentions(args.validation_file, args.data_format)
     if args.max_validation_samples:
         dev = dev.select(range(min(args.max_validation_samples, len(dev))))
     test = load_mentions(args.test_file, args.data_format) if args.test_file else None
+    known = set(types)
     for name, split in (("dev", dev), ("test", test)):
         if split is not None:
-            unknown = sum(label not in label2id for record in split["labels"] for label in record)
+            unknown = sum(label not in known for record in split["labels"] for label in record)
             if unknown:
                 logger.warning(f"{name}: {unknown} gold labels are outside the type vocabulary.")
+    return Splits(train, dev, test, skipped, train_files)
 
-    def featurize_eval(dataset: datasets.Dataset, name: str) -> datasets.Dataset:
-        return featurize_split(dataset, accelerator, encoder, label2id, name)
 
+def build_dataloaders(
+    splits: Splits, model, tokenizer, accelerator, args: UFETArguments, train_args: TrainingArguments
+) -> tuple[DataLoader, DataLoader, DataLoader | None]:
+    """Each split in FiveFine's template, batched: train with its label weights and, with NWP, the neighbor-word
+    inputs (shuffled; a stream through a shuffle buffer), dev and test plain. Test is None without a test file."""
+    encoder = model.get_mention_encoder(tokenizer)
+    label2id = model.config.label2id
+    # FiveFine's neighbor-word prompts, featurised beside the typing input and collated into the NWP inputs.
+    neighbor_words = NeighborWordInputs(encoder) if args.nwp_loss_weight > 0 else None
+    if args.streaming:
+        train_features = splits.train.map(
+            featurize_mentions,
+            batched=True,
+            with_indices=True,
+            fn_kwargs={"encoder": encoder, "label2id": label2id, "extension": neighbor_words},
+            remove_columns=["id", "text", "start", "end", "labels", "extra_labels"],
+        ).shuffle(seed=train_args.seed, buffer_size=args.shuffle_buffer_size)
+    else:
+        train_features = featurize_split(splits.train, accelerator, encoder, label2id, "train", neighbor_words)
     pad_multiple = 8 if accelerator.mixed_precision != "no" else None
     train_collator = DataCollatorForEntityTyping(
         tokenizer,
@@ -330,39 +408,21 @@ def main(argv: list[str] | None = None) -> dict:
         collate_fn=train_collator,
         batch_size=train_args.per_device_train_batch_size,
     )
-    eval_batch = train_args.per_device_eval_batch_size
-    dev_dataloader = DataLoader(featurize_eval(dev, "dev"), collate_fn=eval_collator, batch_size=eval_batch)
-    test_dataloader = None
-    if test is not None:
-        test_dataloader = DataLoader(featurize_eval(test, "test"), collate_fn=eval_collator, batch_size=eval_batch)
 
-    labels_by_id = [model.config.id2label[index] for index in range(len(label2id))]
-    optimizer = build_optimizer(
-        model,
-        train_args.learning_rate,
-        train_args.weight_decay,
-        train_args.head_learning_rate,
-        head_parameter_prefixes=model.head_parameter_prefixes,
-    )
-    lr_scheduler = build_scheduler(optimizer, train_args, accelerator)
-    model, optimizer, train_dataloader, dev_dataloader, lr_scheduler = accelerator.prepare(
-        model, optimizer, train_dataloader, dev_dataloader, lr_scheduler
-    )
-    if test_dataloader is not None:
-        test_dataloader = accelerator.prepare(test_dataloader)
-    if train_args.with_tracking:
-        accelerator.init_trackers("pretrain_ufet", {**vars(args), **vars(train_args)})
-    config = accelerator.unwrap_model(model).config
+    def eval_dataloader(dataset: datasets.Dataset, name: str) -> DataLoader:
+        features = featurize_split(dataset, accelerator, encoder, label2id, name)
+        return DataLoader(features, collate_fn=eval_collator, batch_size=train_args.per_device_eval_batch_size)
 
-    def evaluate_on(dataloader, gold: list[list[str]], tune: bool = False) -> dict:
-        """UFET rule scores; with `tune`, at the dev threshold that maximises macro-F1 (recorded as `threshold`)."""
-        probabilities = predict_probabilities(model, dataloader, accelerator)
-        if tune:
-            threshold, scores = tune_threshold(probabilities, gold, labels_by_id)
-            return {**scores, "threshold": threshold}
-        predicted = [[item["label"] for item in decide(row, labels_by_id, "threshold", config.threshold)]
-                     for row in probabilities]  # fmt: skip
-        return {**typing_scores(predicted, gold), "threshold": config.threshold}
+    dev_dataloader = eval_dataloader(splits.dev, "dev")
+    test_dataloader = eval_dataloader(splits.test, "test") if splits.test is not None else None
+    return train_dataloader, dev_dataloader, test_dataloader
+
+
+def batch_preparation(
+    args: UFETArguments, model, tokenizer, accelerator, type_bank: TypeBank | None
+) -> Callable[[dict, int], dict]:
+    """The training loop's `prepare_batch` for the prepared `model`: FiveFine's objective on each batch."""
+    use_nwp = args.nwp_loss_weight > 0
 
     def prepare_batch(batch: dict, step: int) -> dict:
         """MLM corruption of the typing input itself, and the NWP inputs only on every `nwp_interval`-th step."""
@@ -375,89 +435,68 @@ def main(argv: list[str] | None = None) -> dict:
             )
         unwrapped = accelerator.unwrap_model(model)
         if args.sampled_negative_types:
-            batch = sample_type_columns(
-                batch, unwrapped.type_phrase_ids, unwrapped.type_phrase_mask, args.sampled_negative_types
-            )
+            batch = sample_type_columns(batch, unwrapped, args.sampled_negative_types)
         if type_bank is not None:
             batch = type_bank.batch_inputs(batch, unwrapped, step)
         return batch
 
-    global_batch = global_batch_size(accelerator, train_args)
-    logger.info("***** Running training *****")
-    logger.info(f"  Num examples = {num_train}; types = {len(types)}; files = {len(train_files)}")
-    logger.info(f"  Global batch = {global_batch} ({accelerator.num_processes} processes)")
-    logger.info(
-        f"  Objective: BCE (original x{args.original_label_weight}, extra x{args.extra_label_weight}) "
-        f"+ {args.mlm_loss_weight} MLM + {args.nwp_loss_weight} NWP every {args.nwp_interval} steps"
-    )
-    if type_bank is not None:
-        matched = args.type_bank_matched_negatives
-        logger.info(f"  Types: the batch's targets and {args.type_bank_fresh_negatives} random others encoded each "
-                    f"step, the rest from a bank refreshed every "
-                    f"{args.type_bank_refresh_steps} steps, weighted as "
-                    f"{f'{matched} sampled negatives' if matched else 'the full loss'}")  # fmt: skip
-    dev_gold = dev["labels"]
-    state = train_with_selection(
-        accelerator,
-        model,
-        optimizer,
-        train_dataloader,
-        lambda _: evaluate_on(dev_dataloader, dev_gold, tune=args.tune_threshold),
-        train_args,
-        lr_scheduler=lr_scheduler,
-        prepare_batch=prepare_batch,
-        selection_keys=("macro_f1",),
-        script_args=args,  # recorded with each checkpoint, checked on resume
-    )
-    if args.streaming:
-        skipped.log("train (streamed)")
+    return prepare_batch
 
-    if args.tune_threshold and state.best_metrics:  # the selected model's dev threshold goes into its config
-        config.threshold = state.best_metrics["threshold"]
-        logger.info(f"Decision threshold chosen on dev: {config.threshold}")
-    golds = {"dev": dev_gold}
+
+# ---------------------------------------------------------------------------------------- evaluation, decision
+def evaluate_on(model, dataloader: DataLoader, gold: list[list[str]], accelerator, tune: bool = False) -> dict:
+    """UFET rule scores; with `tune`, at the dev threshold that maximises macro-F1 (recorded as `threshold`)."""
+    config = accelerator.unwrap_model(model).config
+    labels_by_id = config.label_list()
+    probabilities = predict_probabilities(model, dataloader, accelerator)
+    if tune:
+        threshold, scores = tune_threshold(probabilities, gold, labels_by_id)
+        return {**scores, "threshold": threshold}
+    predicted = [[item["label"] for item in decide(row, labels_by_id, "threshold", config.threshold)]
+                 for row in probabilities]  # fmt: skip
+    return {**typing_scores(predicted, gold), "threshold": config.threshold}
+
+
+def predict_splits(
+    model, dev_dataloader: DataLoader, test_dataloader: DataLoader | None, splits: Splits, accelerator
+) -> tuple[dict[str, torch.Tensor], dict[str, list]]:
+    """The selected model's logits on dev (and test), and their gold labels, by split."""
+    golds = {"dev": splits.dev["labels"]}
     logits = {"dev": predict_logits(model, dev_dataloader, accelerator)}
     if test_dataloader is not None:
-        golds["test"] = test["labels"]
+        golds["test"] = splits.test["labels"]
         logits["test"] = predict_logits(model, test_dataloader, accelerator)
+    return logits, golds
+
+
+def fit_decision_rule(
+    config, state, logits: dict[str, torch.Tensor], golds: dict[str, list], args: UFETArguments
+) -> dict | None:
+    """Into `config`, all chosen on dev: the selected step's threshold, one per type group with --threshold_groups,
+    and with --calibrate the Platt scaling (returns its report; None without it)."""
+    if args.tune_threshold and state.best_metrics:
+        config.threshold = state.best_metrics["threshold"]
+        logger.info(f"Decision threshold chosen on dev: {config.threshold}")
+    labels = config.label_list()
     if args.threshold_groups:
-        tune_threshold_groups(config, logits["dev"].sigmoid(), dev_gold, labels_by_id, args.threshold_groups)
-    calibration = calibrate(config, logits, golds, labels_by_id) if args.calibrate else None
-    thresholds = own_thresholds(config.threshold, config.label_thresholds, labels_by_id)
+        tune_threshold_groups(config, logits["dev"].sigmoid(), golds["dev"], labels, args.threshold_groups)
+    return calibrate(config, logits, golds, labels) if args.calibrate else None
+
+
+def score_splits(
+    config, logits: dict[str, torch.Tensor], golds: dict[str, list], group_sizes: list[int] | None
+) -> dict[str, dict]:
+    """Each split's scores under the model's own rule: its calibrated probabilities at its thresholds."""
+    labels = config.label_list()
+    thresholds = own_thresholds(config.threshold, config.label_thresholds, labels)
     results = {}
     for split, split_logits in logits.items():
-        predicted = [[item["label"] for item in decide(row, labels_by_id, "threshold", thresholds)]
+        predicted = [[item["label"] for item in decide(row, labels, "threshold", thresholds)]
                      for row in PlattScaling.of(config).apply(split_logits).sigmoid()]  # fmt: skip
         results[split] = {**typing_scores(predicted, golds[split]), "threshold": config.threshold}
         if config.label_thresholds:
-            results[split]["group_thresholds"] = group_thresholds(config, labels_by_id, args.threshold_groups)
-    summary = summarize(
-        results,
-        state,
-        accelerator,
-        train_args,
-        train_examples=num_train,
-        skipped_train_records=skipped.records_dropped,
-        skipped_train_labels=sum(skipped.labels_dropped.values()),
-        num_types=len(types),
-        type_bank_refresh_seconds=None if type_bank is None else sum(type_bank.refresh_seconds),
-        calibration=calibration,
-    )
-    save_final(accelerator, model, tokenizer, train_args.output_dir, summary)
-    if accelerator.is_main_process:
-        print(
-            f"\nBest dev step {state.best_step} of {state.step}; macro P / R / F1 in % (threshold {config.threshold})"
-        )
-        for split, scores in results.items():
-            precision, recall, f1 = (100 * scores[key] for key in ("macro_precision", "macro_recall", "macro_f1"))
-            print(f"  {split:<5} {precision:6.2f} {recall:6.2f} {f1:6.2f}  ({scores['num_mentions']} mentions)")
-        if calibration is not None:
-            eces = ", ".join(f"{split} {scores['before']['ece']:.3f} -> {scores['after']['ece']:.3f}"
-                             for split, scores in calibration["splits"].items())  # fmt: skip
-            print(f"Calibration (ECE of each mention's {calibration['top_k']} best types): {eces}")
-        print(f"Saved to {train_args.output_dir}")
-    accelerator.end_training()  # stops any trackers; every process leaves the process group together
-    return summary
+            results[split]["group_thresholds"] = group_thresholds(config, labels, group_sizes)
+    return results
 
 
 def tune_threshold_groups(config, probabilities, gold: list, labels: list[str], group_sizes: list[int]) -> None:
@@ -507,14 +546,38 @@ def calibrate(config, logits: dict[str, torch.Tensor], golds: dict[str, list], l
     return {"slope": scaling.slope, "offset": scaling.offset, "fitted_on": "dev", "top_k": top_k, "splits": splits}
 
 
-def _count_unknown(record: dict, label2id: dict, report: SchemaReport) -> dict:
-    """Streaming: drop labels outside the vocabulary, counting them (and records left empty) in `report`."""
-    report.records += 1
-    kept = [label for label in record["labels"] if label in label2id]
-    report.labels_dropped.update(label for label in record["labels"] if label not in label2id)
-    if not kept:
-        report.records_dropped += 1
-    return {"labels": kept, "extra_labels": [label for label in record["extra_labels"] if label in label2id]}
+# ------------------------------------------------------------------------------------------------------ reporting
+def log_run(
+    args: UFETArguments, splits: Splits, types: list[str], type_bank: TypeBank | None, accelerator, train_args
+) -> None:
+    """What is about to be trained, in the accelerate examples' format."""
+    global_batch = global_batch_size(accelerator, train_args)
+    logger.info("***** Running training *****")
+    logger.info(f"  Num examples = {splits.num_train}; types = {len(types)}; files = {len(splits.train_files)}")
+    logger.info(f"  Global batch = {global_batch} ({accelerator.num_processes} processes)")
+    logger.info(
+        f"  Objective: BCE (original x{args.original_label_weight}, extra x{args.extra_label_weight}) "
+        f"+ {args.mlm_loss_weight} MLM + {args.nwp_loss_weight} NWP every {args.nwp_interval} steps"
+    )
+    if type_bank is not None:
+        matched = args.type_bank_matched_negatives
+        logger.info(f"  Types: the batch's targets and {args.type_bank_fresh_negatives} random others encoded each "
+                    f"step, the rest from a bank refreshed every "
+                    f"{args.type_bank_refresh_steps} steps, weighted as "
+                    f"{f'{matched} sampled negatives' if matched else 'the full loss'}")  # fmt: skip
+
+
+def report(results: dict[str, dict], calibration: dict | None, state, config, train_args: TrainingArguments) -> None:
+    """The scores table and the calibration's effect, on the main process."""
+    print(f"\nBest dev step {state.best_step} of {state.step}; macro P / R / F1 in % (threshold {config.threshold})")
+    for split, scores in results.items():
+        precision, recall, f1 = (100 * scores[key] for key in ("macro_precision", "macro_recall", "macro_f1"))
+        print(f"  {split:<5} {precision:6.2f} {recall:6.2f} {f1:6.2f}  ({scores['num_mentions']} mentions)")
+    if calibration is not None:
+        eces = ", ".join(f"{split} {scores['before']['ece']:.3f} -> {scores['after']['ece']:.3f}"
+                         for split, scores in calibration["splits"].items())  # fmt: skip
+        print(f"Calibration (ECE of each mention's {calibration['top_k']} best types): {eces}")
+    print(f"Saved to {train_args.output_dir}")
 
 
 if __name__ == "__main__":

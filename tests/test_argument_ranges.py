@@ -336,6 +336,11 @@ CHOICES = [
 
 def test_the_string_choices_are_literal_fields():
     found = {(script, name) for script, name, _ in CHOICES}
+    for script in ("finetune_fet", "pretrain_contrastive", "pretrain_ufet"):
+        assert (script, "lr_scheduler_type") in found  # TrainingArguments
+    assert {("finetune_fet", name) for name in ("data_format", "decision", "type_space", "start_recipe")} <= found
+    assert {("pretrain_ufet", "data_format"), ("pretrain_ufet", "type_space")} <= found
+    assert ("pretrain_contrastive", "denominator") in found
     assert {
         ("build_contrastive_data", "corpus_format"),
         ("export_onnx", "quantize"),

@@ -24,7 +24,8 @@ from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
 import modeling_entity_typing.export.hub as hub
 from modeling_entity_typing import EntityTypingPipeline
-from modeling_entity_typing.export.hub import check_remote_code, export_for_hub, flatten_remote_code
+from modeling_entity_typing.export.hub import export_for_hub
+from modeling_entity_typing.export.remote_code import check_remote_code, flatten_remote_code, remove_remote_code_fields
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -220,6 +221,11 @@ def test_fivefine_code_set_follows_its_imports(exports):
         "modeling_utils.py",
         "prompt_template.py",
         "sentence_space.py",
+        "mlm_space.py",
+        "type_space.py",
+        "type_cache.py",
+        "phrase_types.py",
+        "auxiliary_losses.py",
         "mention_encoding.py",
         "mention_inputs.py",
         "contract.py",
@@ -442,7 +448,7 @@ def test_fine_tuned_copy_can_drop_the_remote_code_fields(exported, tmp_path):
     assert model.config.auto_map  # inherited from the export
     # the package's own pipeline serves the task, so the remote-code pipeline entry is not even read in
     assert not getattr(model.config, "custom_pipelines", None)
-    hub.remove_remote_code_fields(model.config)
+    remove_remote_code_fields(model.config)
     model.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert "auto_map" not in saved and "custom_pipelines" not in saved

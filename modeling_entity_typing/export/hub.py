@@ -25,26 +25,8 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from ..output_paths import staged_output_dir
-from .model_card import (
-    TASK,
-    ZeroShotTable,
-    build_card_data,
-    eval_results_for,
-    read_results,
-    render_model_card,
-    result_rows,
-    write_eval_results,
-)
-from .remote_code import (
-    PACKAGE,
-    RemoteCodeFile,
-    check_remote_code,
-    entry_reference,
-    flat_module_name,
-    flatten_remote_code,
-    remote_code_files,
-    remove_remote_code_fields,
-)
+from .model_card import TASK, ZeroShotTable, build_card_data, read_results, render_model_card, write_eval_results
+from .remote_code import PACKAGE, RemoteCodeFile, check_remote_code, entry_reference, remote_code_files
 
 
 logger = logging.get_logger(__name__)
@@ -251,19 +233,4 @@ def _check_hub_id(argument: str, hub_id: str | None) -> None:
         ) from error
 
 
-__all__ = [
-    "HubUploadError",
-    "export_for_hub",
-    "push_folder_to_hub",
-    # defined in `remote_code` and `model_card`; still importable from here, where they lived before the split
-    "RemoteCodeFile",
-    "build_card_data",
-    "check_remote_code",
-    "eval_results_for",
-    "flat_module_name",
-    "flatten_remote_code",
-    "read_results",
-    "remove_remote_code_fields",
-    "render_model_card",
-    "result_rows",
-]
+__all__ = ["HubUploadError", "export_for_hub", "push_folder_to_hub"]

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import datasets
 import transformers
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 PROBE_PREFIX = ".write-probe-"
 RESULTS_FILE = "all_results.json"
+# transformers' schedules by name, as a type: `HfArgumentParser` offers them as the choices of --lr_scheduler_type.
+SchedulerName = Literal[tuple(member.value for member in SchedulerType)]
 
 
 # ------------------------------------------------------------------------------------------------ argument ranges
@@ -149,7 +151,7 @@ class TrainingArguments:
     weight_decay: Annotated[float, Range(ge=0)] = field(
         default=0.01, metadata={"help": "AdamW weight decay, not on biases and LayerNorm."}
     )
-    lr_scheduler_type: str = field(default="constant", metadata={"help": "A transformers `SchedulerType`."})
+    lr_scheduler_type: SchedulerName = field(default="constant", metadata={"help": "The learning rate schedule."})
     num_warmup_steps: Annotated[int, Range(ge=0)] = field(
         default=0, metadata={"help": "Warm-up steps of the scheduler."}
     )
@@ -202,9 +204,6 @@ class TrainingArguments:
 
     def __post_init__(self):
         check_ranges(self)
-        choices = [member.value for member in SchedulerType]
-        if self.lr_scheduler_type not in choices:
-            raise ValueError(f"--lr_scheduler_type must be one of {choices}, got {self.lr_scheduler_type!r}.")
 
 
 def default_encoder() -> str:
