@@ -104,9 +104,17 @@ def predict_command(model: str, data: Path, output: Path, *options: str) -> list
     ]
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: on a shared machine, what else ran beside a measurement."""
+    try:
+        return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
 def run_command(command: list[str], environment: dict | None = None) -> dict:
-    """Run a command to its end, sampling its resident memory (and its children's) every 0.2 s."""
-    started = time.perf_counter()
+    """Run a command to its end, sampling its resident memory every 0.2 s; the load average before and after."""
+    load_before, started = load_average(), time.perf_counter()
     process = subprocess.Popen(command, env=environment or ENVIRONMENT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     samples = []
     sampler = threading.Thread(target=_sample_rss, args=(process, samples), daemon=True)
@@ -117,6 +125,7 @@ def run_command(command: list[str], environment: dict | None = None) -> dict:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr.decode()[-3000:]}")
     return {
         "wall_seconds": round(time.perf_counter() - started, 2),
+        "load_average_before_after": [load_before, load_average()],
         "rss_samples_mb": samples,
         "stdout": stdout.decode().strip().splitlines()[-1:],
     }
@@ -198,7 +207,7 @@ def bare_encoder_throughput(model_dir: str, mentions, batch_size: int, window_ro
     sorted_order = [i for window in windows for i in sorted(window, key=lambda i: len(encoded[i].input_ids))]
     results = {"mean_word_pieces": round(sum(len(e.input_ids) for e in encoded) / len(encoded), 1)}
     for name, order in (("input_order", unsorted), ("length_sorted_windows", sorted_order)):
-        prepared = list(batches(order))
+        prepared, load_before = list(batches(order)), load_average()
         padded = sum(batch["input_ids"].numel() for batch in prepared)
         with torch.inference_mode():
             encoder(**prepared[0])  # warm-up
@@ -210,6 +219,7 @@ def bare_encoder_throughput(model_dir: str, mentions, batch_size: int, window_ro
             "mentions_per_second": round(len(encoded) / seconds, 2),
             "seconds": round(seconds, 2),
             "padded_word_pieces_per_mention": round(padded / len(encoded), 1),
+            "load_average_before_after": [load_before, load_average()],
         }
     return results
 
@@ -238,6 +248,7 @@ def throughput_section(args, model: str, work: Path, mentions) -> dict:
             "fast_path": manifest["fast_path"],
             "mentions_per_second": speed,
             "wall_seconds_whole_command": finished["wall_seconds"],
+            "load_average_before_after": finished["load_average_before_after"],
             "vs_bare_input_order": round(speed / bare["input_order"]["mentions_per_second"], 3),
             "vs_bare_length_sorted": round(speed / bare["length_sorted_windows"]["mentions_per_second"], 3),
             "mean_labels_per_mention": None,

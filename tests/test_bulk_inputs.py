@@ -20,9 +20,10 @@ from bulk_fixtures import (  # noqa: F401  (fixtures)
     tiny_folder_fixture,
     write_jsonl,
 )
+from tiny import make_tiny_crossc_model, make_tiny_tokenizer
 
 from modeling_entity_typing import decide, load_mentions
-from modeling_entity_typing.bulk import InputSpec, LabelRule, open_source
+from modeling_entity_typing.bulk import BulkError, InputSpec, LabelRule, open_source
 from modeling_entity_typing.bulk.cli import main
 from modeling_entity_typing.bulk.reading import InputError, detect_input_format
 
@@ -197,6 +198,16 @@ def test_the_label_rule_gives_what_decide_gives(decision, threshold, top_k):
     for probabilities in rows:
         expected = decide(probabilities, list(labels), decision=decision, threshold=threshold, top_k=top_k)
         assert rule(probabilities) == ([item["label"] for item in expected], [item["score"] for item in expected])
+
+
+def test_a_crossc_model_types_as_its_pipeline(tmp_path):
+    tokenizer = make_tiny_tokenizer()
+    model = make_tiny_crossc_model(tokenizer).eval()  # the tokenizer gains the [ENT] marker
+    path = write_jsonl(tmp_path / "in.jsonl")
+    _, rows = run_bulk((model, tokenizer), path, tmp_path / "out", threshold=0.5)
+    assert_same_as_pipeline(rows, pipeline_results((model, tokenizer), MENTIONS, threshold=0.5))
+    with pytest.raises(BulkError, match="types against its trained labels only"):
+        run_bulk((model, tokenizer), path, tmp_path / "other", candidate_labels=("city",))
 
 
 def test_the_models_own_rule_and_per_label_thresholds(tiny, tmp_path):
