@@ -34,6 +34,9 @@ def test_stop_names_the_bad_row_and_writes_nothing_of_its_shard(tiny, tmp_path):
     assert "Nothing of shard 2 (rows 8..11) was written" in message and "--on_error skip" in message
     shards = sorted(path.name for path in (tmp_path / "out" / "shards").glob("shard-*"))
     assert shards == ["shard-000000.json", "shard-000000.jsonl", "shard-000001.json", "shard-000001.jsonl"]
+    # the same command with --on_error skip resumes: the two shards written are kept
+    manifest, rows = run_bulk(tiny, data, tmp_path / "out", on_error="skip", shard_rows=4)
+    assert manifest["throughput"]["typed_this_session"] == 1 and len(rows) == 9  # row 9 of shard 2; 8, 10, 11 bad
 
 
 def test_skip_types_the_rest_and_lists_every_bad_row(tiny, tmp_path):

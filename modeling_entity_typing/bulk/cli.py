@@ -123,7 +123,13 @@ class PredictArguments:
             "others and list every bad row (number, file:line, why) in the manifest."
         },
     )
-    overwrite: bool = field(default=False, metadata={"help": "Replace an output folder holding anything else."})
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace an output folder holding anything else (other files, a run of another model, input or "
+            "options); the same run is resumed either way."
+        },
+    )
     threads: int | None = field(
         default=None,
         metadata={"help": "Threads per process; default: torch's, or the cores shared out among processes."},

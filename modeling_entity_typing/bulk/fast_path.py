@@ -54,13 +54,8 @@ class TorchScorer:
         config: Any,
         tokenizer: PreTrainedTokenizerBase,
     ):
-        self.name, self.model, self.type_matrix, self.config, self.tokenizer = (
-            name,
-            model.eval(),
-            type_matrix,
-            config,
-            tokenizer,
-        )
+        self.name, self.model, self.tokenizer = name, model.eval(), tokenizer
+        self.type_matrix, self.config = type_matrix, config
         self.device = next(model.parameters()).device
 
     def __call__(self, encoded: Sequence[EncodedMention]) -> torch.Tensor:

@@ -32,7 +32,7 @@ from ..contract import EntityTypingModel, MentionEncoder
 from ..export.cpu_inference import cpu_description
 from ..mention_encoding import EncodedMention
 from ..mention_inputs import Mention, check_inputs
-from .fast_path import MIN_AGREEMENT, ScorerFactory, choose_fast_path
+from .fast_path import FAST_PATHS, MIN_AGREEMENT, ScorerFactory, choose_fast_path
 from .processes import OneProcess, Processes
 from .reading import Source
 from .shards import OutputFolder
@@ -74,6 +74,8 @@ class BulkOptions:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if not 0.0 <= self.min_agreement <= 1.0:
             raise ValueError(f"`min_agreement` is a share in [0, 1], got {self.min_agreement!r}.")
+        if self.fast not in ("auto", *FAST_PATHS):
+            raise ValueError(f"`fast` must be 'auto' or one of {FAST_PATHS}, got {self.fast!r}.")
         if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(f"`output_format` must be one of {sorted(OUTPUT_FORMATS)}, got {self.output_format!r}.")
 

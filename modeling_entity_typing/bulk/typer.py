@@ -103,13 +103,8 @@ class WindowTyper:
         rule: LabelRule,
         batch_size: int,
     ):
-        self.scorer, self.encoder, self.tokenizer, self.rule, self.batch_size = (
-            scorer,
-            encoder,
-            tokenizer,
-            rule,
-            batch_size,
-        )
+        self.scorer, self.encoder, self.tokenizer = scorer, encoder, tokenizer
+        self.rule, self.batch_size = rule, batch_size
 
     def __call__(self, rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         readable = [row for row in rows if row.record is not None]
@@ -126,7 +121,9 @@ class WindowTyper:
         encoded = self._encode(good, skipped)
         return self._type(encoded), sorted(skipped, key=_row_order)
 
-    def _encode(self, good: list[tuple[Row, Mention]], skipped: list[dict]) -> list[tuple[Row, Mention, Any]]:
+    def _encode(
+        self, good: list[tuple[Row, Mention]], skipped: list[dict]
+    ) -> list[tuple[Row, Mention, EncodedMention]]:
         """Template the good mentions in one call; should that fail, one by one, so that the bad one is named."""
         try:
             encodings = self.encoder.encode_batch([(m.text, m.start, m.end) for _, m in good])
@@ -255,8 +252,9 @@ def _stop(skipped: list[dict[str, Any]], shard: int, first_row: int, shard_rows:
     more = f" {len(skipped) - 1} more rows near it cannot be typed either." if len(skipped) > 1 else ""
     return BadRowError(
         f"{name} cannot be typed: {entry['error']}.{more} Nothing of shard {shard} (rows {first_row}.."
-        f"{first_row + shard_rows - 1}) was written; the shards before it are kept. Fix the row and run the same "
-        "command again, or pass --on_error skip to type the other rows and list the bad ones in the manifest.",
+        f"{first_row + shard_rows - 1}) was written; the shards before it are kept. Run the same command with "
+        "--on_error skip to type the other rows (the shards written are kept) and list the bad ones in the manifest, "
+        "or fix the input and run it again with --overwrite (a changed input starts the run over).",
         entry,
     )
 
