@@ -10,13 +10,15 @@ Paths (`FAST_PATHS`), each a `Scorer` that turns templated mentions into probabi
 
 Every path computes the label set's type matrix once (the torch paths hold `model.type_embeddings()`, the ONNX graph
 stores it as a constant). `choose_fast_path("auto", ...)` tries the paths this CPU can run fast on the first
-mentions of the input and keeps the fastest whose top label agrees with fp32's on at least `min_agreement` of them
-(fp32 itself always qualifies); the choice, the CPU and every measurement go to the manifest.
+mentions of the input, times those whose top label agrees with fp32's on at least `min_agreement` of them against
+fp32 in alternating rounds, and keeps the fastest (fp32 itself always qualifies); the choice, the CPU and every
+measurement go to the manifest.
 """
 
 import copy
 import importlib.util
 import logging
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,6 +42,8 @@ FastPath = Literal["auto", "fp32", "bf16", "int8"]
 FAST_PATHS = ("fp32", "bf16", "int8")
 # Top labels of a faster path that must be fp32's, on the self-check mentions, for `auto` to take it.
 MIN_AGREEMENT = 0.98
+# Rounds of the `auto` timing, each fp32 and a candidate back to back; the median speed-up counts.
+TIMING_ROUNDS = 3
 
 
 class TorchScorer:
@@ -147,14 +151,29 @@ class FastPathChoice:
         return asdict(self)
 
 
-def _measure(scorer: Scorer, batches: list[list[EncodedMention]]) -> tuple[torch.Tensor, float]:
-    """Top label of each mention, and mentions per second over a second pass (the first one warms every batch shape
-    up: kernels are prepared per shape on their first call)."""
+def _top_labels(scorer: Scorer, batches: list[list[EncodedMention]]) -> torch.Tensor:
+    """The top label of each mention; the pass also prepares every batch shape (kernels are set up per shape on
+    their first call), so that the timed passes after it time the work alone."""
+    return torch.cat([scorer(batch).argmax(dim=-1) for batch in batches])
+
+
+def _seconds(scorer: Scorer, batches: list[list[EncodedMention]]) -> float:
+    started = time.perf_counter()
     for batch in batches:
         scorer(batch)
-    started = time.perf_counter()
-    top = torch.cat([scorer(batch).argmax(dim=-1) for batch in batches])
-    return top, len(top) / max(time.perf_counter() - started, 1e-9)
+    return time.perf_counter() - started
+
+
+def _speed_against(
+    reference: Scorer, candidate: Scorer, batches: list[list[EncodedMention]], rounds: int
+) -> tuple[float, list[float]]:
+    """The candidate's speed over fp32's (median over `rounds`) and fp32's seconds per round. Each round times both
+    back to back, so that other work on the machine weighs on both alike."""
+    ratios, reference_seconds = [], []
+    for _ in range(rounds):
+        reference_seconds.append(_seconds(reference, batches))
+        ratios.append(reference_seconds[-1] / max(_seconds(candidate, batches), 1e-9))
+    return statistics.median(ratios), reference_seconds
 
 
 def choose_fast_path(
@@ -166,13 +185,15 @@ def choose_fast_path(
     min_agreement: float = MIN_AGREEMENT,
     bf16_native: bool | None = None,
     int8_installed: bool | None = None,
+    rounds: int = TIMING_ROUNDS,
 ) -> tuple[Scorer, FastPathChoice]:
     """The scorer for `requested` (`"auto"` or a path of `FAST_PATHS`) and the record of the choice.
 
-    `auto` checks the paths this machine can run fast on `sample`, the input's first mentions, (in length-sorted
-    batches of `batch_size`, as the run will) and keeps the fastest whose top labels agree with fp32's on at least
-    `min_agreement` of them. With fewer than `needed` mentions in `sample` it keeps fp32: too few to judge, and too
-    few to pay for the check.
+    `auto` runs the paths this machine can run fast on `sample`, the input's first mentions (in length-sorted
+    batches of `batch_size`, as the run will), keeps those whose top labels agree with fp32's on at least
+    `min_agreement` of them, times each against fp32 in `rounds` alternating rounds (on every other batch, lengths
+    short to long), and takes the fastest (fp32 unless another is faster). With fewer than `needed` mentions in
+    `sample` it keeps fp32: too few to judge, and too few to pay for the check.
     """
     if requested != "auto":
         if requested not in FAST_PATHS:
@@ -186,45 +207,52 @@ def choose_fast_path(
     ordered = sorted(sample, key=lambda e: len(e.input_ids))
     batches = [list(ordered[begin : begin + batch_size]) for begin in range(0, len(ordered), batch_size)]
     reference = build("fp32")
-    reference_top, reference_speed = _measure(reference, batches)
-    candidates = {"fp32": {"mentions_per_second": round(reference_speed, 2), "agreement": 1.0, "accepted": True}}
-    scorers: dict[str, Scorer] = {"fp32": reference}
-    untried = {
+    reference_top = _top_labels(reference, batches)
+    candidates: dict[str, dict[str, Any]] = {"fp32": {"agreement": 1.0, "accepted": True, "speed_vs_fp32": 1.0}}
+    scorers, reference_seconds = {"fp32": reference}, []
+    why_not = {
         "bf16": None
         if bf16_native
         else "this CPU has no native bf16 arithmetic (AVX512-BF16 or AMX): bf16 is emulated here and slower than fp32",
         "int8": None if int8_installed else "onnxruntime / onnxscript are not installed (the `onnx` extra)",
     }
-    for name, why_not in untried.items():
-        if why_not is not None:
-            candidates[name] = {"accepted": False, "note": why_not}
+    for name, reason in why_not.items():
+        if reason is not None:
+            candidates[name] = {"accepted": False, "note": reason}
             continue
         try:
             scorer = build(name)
-            top, speed = _measure(scorer, batches)
+            agreement = float((_top_labels(scorer, batches) == reference_top).float().mean())
+            record = {"agreement": round(agreement, 4), "accepted": agreement >= min_agreement}
+            if record["accepted"]:
+                speed, seconds = _speed_against(reference, scorer, batches[::2], rounds)
+                reference_seconds += seconds
+                record["speed_vs_fp32"] = round(speed, 3)
+                scorers[name] = scorer
+            else:
+                record["note"] = f"top label agrees with fp32 on {agreement:.2%} < {min_agreement:.0%} of the mentions"
         except Exception as error:  # a path that cannot run here is no candidate; the run goes on without it
             logger.warning(f"--fast auto: the {name} path failed on this machine ({error!r}); not used.")
-            candidates[name] = {"accepted": False, "note": f"failed: {error!r}"[:300]}
-            continue
-        agreement = float((top == reference_top).float().mean())
-        accepted = agreement >= min_agreement
-        candidates[name] = {
-            "mentions_per_second": round(speed, 2),
-            "agreement": round(agreement, 4),
-            "accepted": accepted,
-        }
-        if accepted:
-            scorers[name] = scorer
-    chosen = max(scorers, key=lambda name: candidates[name]["mentions_per_second"])
+            record = {"accepted": False, "note": f"failed: {error!r}"[:300]}
+        candidates[name] = record
+    if reference_seconds:
+        timed = sum(len(batch) for batch in batches[::2])
+        candidates["fp32"]["mentions_per_second"] = round(timed / statistics.median(reference_seconds), 2)
+    for record in candidates.values():
+        if "speed_vs_fp32" in record and "mentions_per_second" in candidates["fp32"]:
+            record["mentions_per_second"] = round(
+                candidates["fp32"]["mentions_per_second"] * record["speed_vs_fp32"], 2
+            )
+    chosen = max(scorers, key=lambda name: candidates[name]["speed_vs_fp32"])
     reason = (
         f"fastest of the paths whose top label agrees with fp32 on >= {min_agreement:.0%} of the first "
-        f"{len(sample)} mentions"
+        f"{len(sample)} mentions (speed: median of {rounds} rounds alternating with fp32)"
     )
     choice = FastPathChoice("auto", chosen, reason, min_agreement=min_agreement, checked_mentions=len(sample))
     choice.candidates = candidates
-    summary = ", ".join(
-        f"{name} {c.get('mentions_per_second', '-')} mentions/s, agreement {c.get('agreement', '-')}"
-        f"{'' if c['accepted'] else ' (not used: ' + c.get('note', 'agreement too low') + ')'}"
+    summary = "; ".join(
+        f"{name}: "
+        + (f"agreement {c['agreement']}, {c.get('speed_vs_fp32', '-')}x fp32" if c["accepted"] else c["note"])
         for name, c in candidates.items()
     )
     logger.info(f"--fast auto chose {chosen} on {choice.cpu['model']} (flags {choice.cpu['flags']}): {summary}")
