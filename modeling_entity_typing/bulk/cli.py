@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -177,7 +178,6 @@ class EvaluateArguments:
 def predict(args: PredictArguments) -> int:
     """Type `args.input` with `args.model` into `args.output`; see `runner.BulkRun`."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
     from ..contract import EntityTypingModel
@@ -226,8 +226,7 @@ def predict(args: PredictArguments) -> int:
         args.streaming,
     )
     source = open_source(spec, recover=args.on_error == "skip")
-    show = args.progress and processes.rank == 0
-    bar = tqdm(total=source.count() if show else None, unit=" mentions", disable=not show, smoothing=0.05)
+    bar = ProgressBar(source.count if args.progress and processes.rank == 0 else None)
     try:
         run = BulkRun(
             model,
@@ -252,6 +251,27 @@ def predict(args: PredictArguments) -> int:
             f"{manifest['fast_path']['chosen']} path, {speed} mentions/s this session: {run.folder.predictions}"
         )
     return 0
+
+
+class ProgressBar:
+    """A `tqdm` bar of rows read (mentions/s, and the ETA where `total` tells the input's size), started at the first
+    row typed, so that loading the model and the `--fast auto` check do not count in its rate; `total=None`: no bar."""
+
+    def __init__(self, total: Callable[[], int | None] | None):
+        self.total, self.bar = total, None
+
+    def update(self, rows: int) -> None:
+        if self.total is None:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total(), unit=" mentions", smoothing=0.05)
+        self.bar.update(rows)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def evaluate(args: EvaluateArguments) -> int:
