@@ -74,12 +74,30 @@ def test_a_shard_changed_after_it_was_written_is_caught_at_the_merge(tiny, tmp_p
     assert not (tmp_path / "out" / "predictions.jsonl").exists()
 
 
+def test_a_run_killed_while_choosing_its_fast_path_chooses_again(tiny, tmp_path, monkeypatch):
+    data = write_jsonl(tmp_path / "in.jsonl", repeat=3)
+
+    def killed(*args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr("modeling_entity_typing.bulk.runner.choose_fast_path", killed)
+    with pytest.raises(Crash):
+        run_bulk(tiny, data, tmp_path / "out", fast="auto", self_check_mentions=8)
+    assert files_in(tmp_path / "out") == ["shards/run.json"]  # the folder is this run's from its first file
+    monkeypatch.undo()
+    manifest, rows = run_bulk(tiny, data, tmp_path / "out", fast="auto", self_check_mentions=8)
+    assert manifest["fast_path"]["requested"] == "auto" and len(rows) == 24
+
+
 def test_a_complete_run_is_not_typed_again(tiny, tmp_path, monkeypatch):
     data = write_jsonl(tmp_path / "in.jsonl")
     first, rows = run_bulk(tiny, data, tmp_path / "out")
     crash_at_window(monkeypatch, 0)  # any typing would crash
+    (tmp_path / "out" / "shards").mkdir()  # what a kill while the shards were being removed leaves
+    (tmp_path / "out" / "shards" / "shard-000000.jsonl").write_text("")
     again, rows_again = run_bulk(tiny, data, tmp_path / "out")
     assert again == first and rows_again == rows
+    assert files_in(tmp_path / "out") == ["manifest.json", "predictions.jsonl"]
 
 
 def test_another_model_options_or_input_is_refused_unless_overwrite(tiny, tmp_path):

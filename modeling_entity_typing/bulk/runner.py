@@ -227,14 +227,23 @@ class BulkRun:
         return plan, scorer
 
     def _plan_here(self) -> tuple[dict[str, Any], Any]:
+        """Check the folder; a new run (or one killed before its fast path was chosen) writes its record first, so
+        that the folder is this run's from the first file in it, then chooses the path and records it."""
         keep = self.model_name if self.model_name and Path(self.model_name).is_dir() else None
         stored = self.folder.prepare(self.fingerprint, self.overwrite, keep=keep)
         session = uuid.uuid4().hex[:12]
         if stored is not None and self.folder.is_complete():
             return {"complete": True, "manifest": stored, "session": session}, None
-        if stored is not None:
+        if stored is not None and stored.get("fast_path") is not None:
             logger.info(f"Resuming the run in {self.folder.path} with its fast path {stored['fast_path']['chosen']}.")
             return {"record": stored, "session": session, "resumed": True}, None
+        record = stored or {
+            "fingerprint": self.fingerprint,
+            "fast_path": None,  # chosen next
+            "model_name": self.model_name,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        self.folder.start(record)
         needed = self.options.self_check_mentions
         sample = (
             first_mentions(self.source, self.encoder, self.tokenizer, needed) if self.options.fast == "auto" else []
@@ -242,12 +251,7 @@ class BulkRun:
         scorer, choice = choose_fast_path(
             self.options.fast, self.factory, sample, self.options.batch_size, needed, self.options.min_agreement
         )
-        record = {
-            "fingerprint": self.fingerprint,
-            "fast_path": choice.to_dict(),
-            "model_name": self.model_name,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
+        record = {**record, "fast_path": choice.to_dict()}
         self.folder.start(record)
         return {"record": record, "session": session, "resumed": False}, scorer
 

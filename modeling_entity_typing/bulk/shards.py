@@ -153,6 +153,8 @@ class OutputFolder:
         stored = self.stored_run() if self.path.is_dir() else None
         if stored is not None and stored["fingerprint"] == fingerprint:
             self._remove_partials()
+            if self.is_complete():  # a kill while the shards were being removed leaves some
+                shutil.rmtree(self.shards, ignore_errors=True)
             return stored
         if stored is not None and not overwrite:
             changed = "\n  ".join(differences(stored["fingerprint"], fingerprint)[:20])
@@ -168,7 +170,7 @@ class OutputFolder:
         return None
 
     def start(self, record: dict[str, Any]) -> None:
-        """Write the run record of a new run."""
+        """Write (or rewrite) the run record of this run."""
         self.shards.mkdir(parents=True, exist_ok=True)
         write_json_atomically(self.run_file, record)
 
@@ -263,6 +265,7 @@ class OutputFolder:
     def finish(self, manifest: dict[str, Any]) -> None:
         """Write the manifest, then remove the shards: the folder now holds the finished run only."""
         write_json_atomically(self.manifest_file, manifest)
+        self.run_file.unlink()  # first: from here the folder counts as complete, whatever a kill leaves of the rest
         shutil.rmtree(self.shards, ignore_errors=True)
 
 
