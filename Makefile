@@ -66,7 +66,7 @@ bench-fast: $(STAMP)
 # Typing a whole corpus (BENCHMARKS.md, "Typing a corpus", issue #28): `entity-typing predict` on 100,000 real
 # mentions (Few-NERD INTER, OntoNotes and UFET test, repeated) against the bare encoder, fp32 and --fast auto, top_k 10
 # and the threshold rule; resident memory at 100,000 and 1,000,000 rows; 5 kills and resumes; one process against
-# two. About 2 hours on 2 CPU cores; needs the general model of `make model` and ../shared/data.
+# two. About 2.5 hours on 2 quiet CPU cores; needs the general model of `make model` and ../shared/data.
 bench-bulk: $(GENERAL_MODEL)/config.json
 	mkdir -p benchmarks/results
 	$(OFFLINE) $(BIN)/python benchmarks/bench_bulk.py --model $(GENERAL_MODEL) --output benchmarks/results/bulk.json
