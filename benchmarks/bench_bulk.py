@@ -350,6 +350,8 @@ def kills_section(args, model: str, work: Path, mentions) -> dict:
     ]
     print("bench_bulk: kills, the uninterrupted run ...", file=sys.stderr, flush=True)
     whole = run_command(predict_command(model, data, work / "kills-whole", *options))
+    typing_seconds = manifest_of(work / "kills-whole")["throughput"]["typing_seconds_this_session"]
+    startup_seconds = max(whole["wall_seconds"] - typing_seconds, 1.0)
     generator, output, kills = random.Random(args.seed), work / "kills-resumed", []
     command = predict_command(model, data, output, *options)
     shards = -(-args.kill_mentions // args.kill_shard_rows)
@@ -357,8 +359,10 @@ def kills_section(args, model: str, work: Path, mentions) -> dict:
         if len(kills) == args.kills:
             break
         done = len(list((output / "shards").glob("shard-*.json"))) if (output / "shards").is_dir() else 0
-        # a moment in the time this run still needs: what is left of the shards, plus the start-up
-        moment = generator.uniform(0.05, 0.9) * whole["wall_seconds"] * max(1 - done / shards, 0.25)
+        # a moment in the time this run still needs: from late in its start-up (loading the model, the type
+        # matrix) to the end of typing what is left of the shards
+        left = typing_seconds * (1 - done / shards)
+        moment = generator.uniform(0.3 * startup_seconds, startup_seconds + 0.95 * left)
         process = subprocess.Popen(command, env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(moment)
         if process.poll() is not None:  # it finished first: begin the series again, on a fresh output
@@ -368,7 +372,14 @@ def kills_section(args, model: str, work: Path, mentions) -> dict:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         done = len(list((output / "shards").glob("shard-*.json"))) if (output / "shards").is_dir() else 0
-        kills.append({"after_seconds": round(moment, 2), "shards_done_after_the_kill": done, "of_shards": shards})
+        kills.append(
+            {
+                "after_seconds": round(moment, 2),
+                "estimated_in_typing": moment > startup_seconds,
+                "shards_done_after_the_kill": done,
+                "of_shards": shards,
+            }
+        )
         print(f"bench_bulk: killed after {moment:.1f} s ({done} of {shards} shards done)", file=sys.stderr, flush=True)
     run_command(command)
     reference, resumed = predictions_of(work / "kills-whole"), predictions_of(output)
