@@ -267,7 +267,8 @@ def saved_family_of(name_or_path: str | PathLike) -> type[EntityTypingPreTrained
     checkpoint, such as a plain encoder."""
     config_class = type(AutoConfig.from_pretrained(name_or_path))
     model_class = MODEL_MAPPING[config_class] if config_class in MODEL_MAPPING else None
-    return model_class if isinstance(model_class, type) and issubclass(model_class, EntityTypingPreTrainedModel) else None
+    is_family = isinstance(model_class, type) and issubclass(model_class, EntityTypingPreTrainedModel)
+    return model_class if is_family else None
 
 
 def _document_contract_members(model_class: type, contract: type) -> None:
