@@ -56,17 +56,25 @@ class PhraseTypes:
         `given` examples mixed in; cached in eval mode without gradients."""
         if given is not None and not model.supports_label_examples:
             raise label_examples_unsupported(model)
+        given_key = content_key(given)
         if phrase_ids is None:
             phrase_ids, phrase_mask = self._configured_phrases(model)
+            stored = model.label_example_vectors
+            # The configured phrases change only through `set_label_set`, which clears the cache, so they need no
+            # key of their own (hashing 10,331 phrases on every batch would be work on the hot path); stored
+            # examples also change by loading weights, which bumps their version.
+            phrases_key = ("configured", None if stored is None else (id(stored), stored._version))
             given = merge_examples(self._stored_examples(model), given)
-        elif phrase_mask is None:
-            phrase_mask = phrase_ids != (model.config.pad_token_id or 0)
+        else:
+            if phrase_mask is None:
+                phrase_mask = phrase_ids != (model.config.pad_token_id or 0)
+            # A content key: equal label sets hit the cache whichever tensor objects carry them.
+            hashes = tuple(hash(t.cpu().numpy().tobytes()) for t in (phrase_ids, phrase_mask.bool()))
+            phrases_key = ("given", hashes, tuple(phrase_ids.shape))
         weight = model.config.label_example_weight
         if model.training or torch.is_grad_enabled():
             return mix_examples(model.encode_types(phrase_ids, phrase_mask), given, weight)
-        # A content key: equal label sets hit the cache whichever tensor objects carry them.
-        phrases = tuple(hash(t.cpu().numpy().tobytes()) for t in (phrase_ids, phrase_mask.bool()))
-        key = ("types", phrases, tuple(phrase_ids.shape), content_key(given), weight)
+        key = ("types", phrases_key, given_key, weight)
 
         def encode() -> torch.Tensor:
             # In chunks: without a graph to keep, peak memory stays flat however large the label set.
